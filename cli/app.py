@@ -1,0 +1,37 @@
+"""`stocklake`: one command line for the local stack and every pipeline stage."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from cli import land, load, produce, spark, stack
+from stocklake.settings import SettingsError
+
+app = typer.Typer(
+    help="stocklake: a market-data lake (Kafka -> S3 -> Spark -> Snowflake/PostgreSQL).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stack.register(app)
+app.add_typer(produce.app, name="produce")
+app.add_typer(land.app, name="land")
+app.add_typer(spark.app, name="spark")
+load.register(app)
+
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""`stocklake land`: see its issue; filled in by the stage that owns it."""
+
+import typer
+
+app = typer.Typer(help="land commands", no_args_is_help=True)

@@ -1,0 +1,272 @@
+"""Data contracts, defined once: wire records and the processed tables.
+
+Wire records travel as JSON on Kafka (key = symbol) and land unchanged in
+the raw zone as JSON lines, with landing metadata added (see RAW_METADATA).
+The processed column lists are shared by the Spark jobs (writers) and the
+warehouse loaders (readers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+INTERVALS = ("1d", "1h", "5m", "1m")
+SOURCES = ("yfinance", "csv", "synthetic", "simulator")
+
+
+class RecordError(ValueError):
+    """A record that breaks its contract; `reason` says why (for quarantine)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp has no time zone; send UTC (ending in Z or +00:00)")
+    return value.astimezone(UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, the one timestamp form on the wire."""
+    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    symbol: str = Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9^.\-=]+$")
+
+    def to_json(self) -> bytes:
+        payload = self.model_dump(mode="json")
+        for key, value in self.model_dump().items():
+            if isinstance(value, datetime):
+                payload[key] = format_ts(value)
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+class HistoricalBar(_Record):
+    """One OHLCV bar; `ts` is the bar's start in UTC (00:00 UTC for daily bars)."""
+
+    ts: datetime
+    interval: Literal["1d", "1h", "5m", "1m"]
+    open: float = Field(gt=0)
+    high: float = Field(gt=0)
+    low: float = Field(gt=0)
+    close: float = Field(gt=0)
+    adj_close: float | None = Field(default=None, gt=0)
+    volume: int = Field(ge=0)
+    source: Literal["yfinance", "csv", "synthetic"]
+    ingested_at: datetime
+
+    @field_validator("ts", "ingested_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @field_validator("open", "high", "low", "close", "adj_close")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("price is not a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _ohlc_consistent(self) -> HistoricalBar:
+        if self.low > min(self.open, self.close) or self.high < max(self.open, self.close):
+            raise ValueError(
+                f"OHLC inconsistent: low={self.low} high={self.high} "
+                f"open={self.open} close={self.close}"
+            )
+        return self
+
+    @property
+    def event_time(self) -> datetime:
+        return self.ts
+
+
+class RealtimeTick(_Record):
+    """One trade tick from the simulator (or a live feed)."""
+
+    event_time: datetime
+    price: float = Field(gt=0)
+    size: int = Field(ge=0)
+    sequence: int = Field(ge=0)
+    source: str = Field(min_length=1, max_length=32)
+
+    @field_validator("event_time")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @field_validator("price")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("price is not a finite number")
+        return value
+
+
+RecordKind = Literal["historical", "realtime"]
+RECORD_TYPES: dict[str, type[_Record]] = {"historical": HistoricalBar, "realtime": RealtimeTick}
+
+
+def parse_record(kind: RecordKind, raw: bytes | str | dict[str, Any]) -> _Record:
+    """Decode and validate one wire record; RecordError carries the reason."""
+    if isinstance(raw, bytes | str):
+        try:
+            raw = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RecordError(f"not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        return RECORD_TYPES[kind].model_validate(raw)
+    except ValidationError as error:
+        reasons = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "record"
+            reasons.append(f"{where}: {problem['msg']}")
+        raise RecordError("; ".join(reasons)) from None
+
+
+# Columns the landing consumer adds to every raw line, for lineage and dedup.
+RAW_METADATA: tuple[tuple[str, str], ...] = (
+    ("_topic", "string"),
+    ("_partition", "int"),
+    ("_offset", "long"),
+    ("_landed_at", "string"),
+)
+
+# Column lists use one small type vocabulary: string, int, long, double,
+# date, timestamp. `spark_ddl` and `arrow_schema` translate it.
+HISTORICAL_BAR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "int"),
+    ("symbol", "string"),
+    ("ts", "timestamp"),
+    ("interval", "string"),
+    ("open", "double"),
+    ("high", "double"),
+    ("low", "double"),
+    ("close", "double"),
+    ("adj_close", "double"),
+    ("volume", "long"),
+    ("source", "string"),
+    ("ingested_at", "timestamp"),
+) + RAW_METADATA
+
+REALTIME_TICK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("schema_version", "int"),
+    ("symbol", "string"),
+    ("event_time", "timestamp"),
+    ("price", "double"),
+    ("size", "long"),
+    ("sequence", "long"),
+    ("source", "string"),
+) + RAW_METADATA
+
+# processed/historical/date=YYYY-MM-DD/ (the partition column `date` is in the path).
+DAILY_METRICS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("symbol", "string"),
+    ("trade_date", "date"),
+    ("interval", "string"),
+    ("daily_open", "double"),
+    ("daily_high", "double"),
+    ("daily_low", "double"),
+    ("daily_close", "double"),
+    ("daily_volume", "long"),
+    ("daily_change_pct", "double"),
+    ("bar_count", "int"),
+    ("vwap", "double"),
+    ("prev_close", "double"),
+    ("return_pct", "double"),
+    ("range_pct", "double"),
+    ("first_bar_ts", "timestamp"),
+    ("last_bar_ts", "timestamp"),
+)
+DAILY_METRICS_KEY = ("symbol", "trade_date")
+
+# processed/realtime/window=15m|1h/date=YYYY-MM-DD/ (date of window_start).
+REALTIME_WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("symbol", "string"),
+    ("window_size", "string"),
+    ("window_start", "timestamp"),
+    ("window_end", "timestamp"),
+    ("avg_price", "double"),
+    ("volatility", "double"),
+    ("vwap", "double"),
+    ("total_volume", "long"),
+    ("tick_count", "long"),
+    ("min_price", "double"),
+    ("max_price", "double"),
+)
+REALTIME_WINDOW_KEY = ("symbol", "window_size", "window_start")
+WINDOW_SIZES: dict[str, int] = {"15m": 15 * 60, "1h": 60 * 60}
+
+_SPARK_TYPES = {
+    "string": "STRING",
+    "int": "INT",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def spark_ddl(columns: tuple[tuple[str, str], ...]) -> str:
+    """A Spark DDL schema string, e.g. for `spark.read.schema(...)`."""
+    return ", ".join(f"`{name}` {_SPARK_TYPES[kind]}" for name, kind in columns)
+
+
+def arrow_schema(columns: tuple[tuple[str, str], ...]):  # -> pyarrow.Schema
+    """The pyarrow schema of a column list (timestamps in UTC microseconds)."""
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int": pa.int32(),
+        "long": pa.int64(),
+        "double": pa.float64(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([(name, types[kind]) for name, kind in columns])
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """A record set aside, with why and where it came from."""
+
+    reason: str
+    raw: str
+    topic: str
+    partition: int
+    offset: int
+    quarantined_at: datetime
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "reason": self.reason,
+                "raw": self.raw,
+                "topic": self.topic,
+                "partition": self.partition,
+                "offset": self.offset,
+                "quarantined_at": format_ts(self.quarantined_at),
+            },
+            separators=(",", ":"),
+        ).encode()
+
+
+def trade_date_of(ts: datetime) -> date:
+    """The trading date a bar belongs to: its UTC date (US sessions never cross it)."""
+    return _utc(ts).date()
