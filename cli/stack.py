@@ -1,0 +1,67 @@
+"""`stocklake up | down | status`: the embedded local stack."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.local_stack import LocalStack, ServiceStatus, StackError, statuses_json
+from stocklake.settings import get_settings
+
+# Wide enough for endpoints when printed to a log or a pipe.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _table(statuses: list[ServiceStatus]) -> Table:
+    table = Table(title="stocklake local stack")
+    for column in ("service", "kind", "endpoint", "health", "pid", "RSS MB", "details"):
+        table.add_column(column)
+    for s in statuses:
+        health = "[green]healthy[/green]" if s.healthy else "[red]down[/red]"
+        owner = str(s.pid) if s.managed else "(not ours)" if s.healthy else "-"
+        details = "; ".join(f"{k}: {v}" for k, v in s.extra.items())
+        rss = f"{s.rss_mb:.0f}" if s.rss_mb is not None else "-"
+        table.add_row(s.name, s.kind, s.endpoint, health, owner, rss, details)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up() -> None:
+        """Start PostgreSQL, the S3 endpoint and Kafka on 127.0.0.1 (reuses healthy ones)."""
+        settings = get_settings()
+        started = time.monotonic()
+        try:
+            statuses = LocalStack(settings).up()
+        except StackError as error:
+            console.print(f"[red]stocklake up failed:[/red] {error}")
+            raise typer.Exit(1) from None
+        console.print(_table(statuses))
+        console.print(
+            f"up in {time.monotonic() - started:.1f} s; state, PID files and logs in "
+            f"{settings.state_path}"
+        )
+
+    @app.command()
+    def down() -> None:
+        """Stop the processes `stocklake up` started (by PID); nothing else."""
+        stopped = LocalStack(get_settings()).down()
+        for name, was_running in stopped:
+            console.print(f"{name}: {'stopped' if was_running else 'not running (nothing to stop)'}")
+
+    @app.command()
+    def status(
+        as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    ) -> None:
+        """Each service's endpoint, health, PID and memory; exit 1 if any is down."""
+        statuses = LocalStack(get_settings()).status()
+        if as_json:
+            print(statuses_json(statuses))
+        else:
+            console.print(_table(statuses))
+        if not all(s.healthy for s in statuses):
+            raise typer.Exit(1)

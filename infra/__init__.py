@@ -1,0 +1,1 @@
+"""What starts services: the embedded local stack (and, under docker/, the compose parts)."""
