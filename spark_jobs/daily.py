@@ -1,0 +1,383 @@
+"""Batch job: raw historical bars -> daily metrics per (symbol, trading date).
+
+    raw/historical/year=/month=/day=/*.jsonl  ->  processed/historical/date=YYYY-MM-DD/*.parquet
+
+The transforms (`latest_deliveries`, `finest_interval`, `daily_metrics`) are pure:
+DataFrame in, DataFrame out. `run_daily` does the I/O around them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from stocklake import lake
+from stocklake.schemas import DAILY_METRICS_COLUMNS, HISTORICAL_BAR_COLUMNS, INTERVALS, spark_ddl
+from stocklake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+OnEmpty = Literal["fail", "skip"]
+DEFAULT_LOOKBACK_DAYS = 10
+# Columns a raw bar cannot do without; a null in any of them means a broken file.
+REQUIRED_BAR_COLUMNS = ("symbol", "ts", "interval", "open", "high", "low", "close", "volume")
+SOURCE_FILE = "_source_file"
+
+
+class DailyJobError(RuntimeError):
+    """The daily job cannot produce a correct result; the message says what and where."""
+
+
+class NoDataError(DailyJobError):
+    def __init__(self, missing: list[date]) -> None:
+        self.missing = missing
+        days = ", ".join(day.isoformat() for day in missing)
+        super().__init__(
+            f"no raw historical bars for {days} (looked under {lake.RAW_HISTORICAL}/): "
+            "land them first, or pass --on-empty skip for days without trading"
+        )
+
+
+class CorruptInputError(DailyJobError):
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(f"corrupt raw file {path}: {detail}")
+
+
+@dataclass
+class DailySummary:
+    dates_requested: list[str]
+    dates_written: list[str] = field(default_factory=list)
+    dates_skipped: list[str] = field(default_factory=list)
+    input_rows: int = 0
+    duplicates_dropped: int = 0
+    other_interval_bars: int = 0
+    output_rows: int = 0
+    partitions_written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    full_refresh: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def requested_dates(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"--end {end} is before --start {start}")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+# ---------------------------------------------------------------- pure transforms
+
+
+def latest_deliveries(bars: DataFrame) -> DataFrame:
+    """One row per (symbol, interval, ts): a re-delivered bar keeps its latest ingestion."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    newest_first = Window.partitionBy("symbol", "interval", "ts").orderBy(
+        F.col("ingested_at").desc_nulls_last(),
+        F.col("_offset").desc_nulls_last(),
+        F.col("_partition").desc_nulls_last(),
+    )
+    return (
+        bars.withColumn("_delivery_rank", F.row_number().over(newest_first))
+        .where(F.col("_delivery_rank") == 1)
+        .drop("_delivery_rank")
+    )
+
+
+def _interval_rank(column: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    # INTERVALS runs coarse -> fine, so a higher position is a finer bar.
+    ranks = [part for rank, name in enumerate(INTERVALS) for part in (F.lit(name), F.lit(rank))]
+    return F.create_map(*ranks)[column]
+
+
+def finest_interval(bars: DataFrame) -> DataFrame:
+    """Per (symbol, trading date), only the bars of the finest interval present.
+
+    Mixing a daily bar with that day's minute bars would count the volume twice.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    day = Window.partitionBy("symbol", "trade_date")
+    return (
+        bars.withColumn("_rank", _interval_rank(F.col("interval")))
+        .withColumn("_finest", F.max("_rank").over(day))
+        .where(F.col("_rank") == F.col("_finest"))
+        .drop("_rank", "_finest")
+    )
+
+
+def daily_metrics(bars: DataFrame, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> DataFrame:
+    """Daily metrics from deduplicated bars of one interval per (symbol, trade_date).
+
+    prev_close is the close of the symbol's previous trading date, if that date is at
+    most `lookback_days` calendar days earlier (so one-date runs match full runs).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    typical_price = (F.col("high") + F.col("low") + F.col("close")) / 3
+    per_day = bars.groupBy("symbol", "trade_date").agg(
+        F.first("interval").alias("interval"),
+        # min_by/max_by on ts: deterministic, unlike first()/last() after a shuffle.
+        F.min_by("open", "ts").alias("daily_open"),
+        F.max("high").alias("daily_high"),
+        F.min("low").alias("daily_low"),
+        F.max_by("close", "ts").alias("daily_close"),
+        F.sum("volume").cast("long").alias("daily_volume"),
+        F.count(F.lit(1)).cast("int").alias("bar_count"),
+        F.sum(typical_price * F.col("volume")).alias("_price_volume"),
+        F.min("ts").alias("first_bar_ts"),
+        F.max("ts").alias("last_bar_ts"),
+    )
+    previous = Window.partitionBy("symbol").orderBy("trade_date")
+    prev_date = F.lag("trade_date").over(previous)
+    prev_close = F.when(
+        F.datediff(F.col("trade_date"), prev_date) <= lookback_days,
+        F.lag("daily_close").over(previous),
+    )
+    metrics = (
+        per_day.withColumn("prev_close", prev_close)
+        .withColumn(
+            "daily_change_pct",
+            (F.col("daily_close") - F.col("daily_open")) / F.col("daily_open") * 100,
+        )
+        .withColumn(
+            "vwap",
+            F.when(F.col("daily_volume") > 0, F.col("_price_volume") / F.col("daily_volume")),
+        )
+        .withColumn(
+            "return_pct",
+            (F.col("daily_close") - F.col("prev_close")) / F.col("prev_close") * 100,
+        )
+        .withColumn(
+            "range_pct",
+            (F.col("daily_high") - F.col("daily_low")) / F.col("daily_open") * 100,
+        )
+    )
+    return metrics.select(*[F.col(name).cast(_cast(kind)) for name, kind in DAILY_METRICS_COLUMNS])
+
+
+def _cast(kind: str) -> str:
+    return {"long": "bigint", "int": "int"}.get(kind, kind)
+
+
+def bars_with_trade_date(bars: DataFrame) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    # Trading date = UTC date of the bar (stocklake.schemas.trade_date_of); session tz is UTC.
+    return bars.withColumn("trade_date", F.to_date(F.col("ts")))
+
+
+def invalid_bar(columns: tuple[str, ...] = REQUIRED_BAR_COLUMNS) -> Column:
+    from pyspark.sql import functions as F
+
+    condition = F.lit(False)
+    for name in columns:
+        condition = condition | F.col(name).isNull()
+    return condition
+
+
+# ---------------------------------------------------------------- I/O
+
+
+def raw_historical_dates(spark: SparkSession, settings: Settings) -> dict[date, str]:
+    """Every event date folder under raw/historical, with its s3a URI."""
+    from spark_jobs.session import hadoop_fs
+
+    root = lake.s3a_uri(settings.lake_bucket, lake.RAW_HISTORICAL)
+    fs = hadoop_fs(spark, root)
+    jvm = spark.sparkContext._jvm
+    statuses = fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{root}/year=*/month=*/day=*"))
+    found: dict[date, str] = {}
+    for status in statuses or []:
+        if not status.isDirectory():
+            continue
+        uri = status.getPath().toString()
+        day = lake.partition_date(uri)
+        if day is not None:
+            found[day] = lake.s3a_uri(settings.lake_bucket, lake.raw_historical_prefix(day))
+    return found
+
+
+_FILE_IN_ERROR = re.compile(r"(s3a?://\S+?\.jsonl)")
+
+
+def read_raw_bars(spark: SparkSession, uris: list[str]) -> DataFrame:
+    """Raw bar lines with the explicit contract schema; malformed JSON fails the read."""
+    from pyspark.sql import functions as F
+
+    return (
+        spark.read.schema(spark_ddl(HISTORICAL_BAR_COLUMNS))
+        .option("mode", "FAILFAST")
+        .json(uris)
+        .withColumn(SOURCE_FILE, F.input_file_name())
+    )
+
+
+def corrupt_file_from(error: Exception) -> str | None:
+    """The raw file named in a Spark read failure, if any."""
+    match = _FILE_IN_ERROR.search(str(error))
+    return match.group(1) if match else None
+
+
+def write_daily_metrics(metrics: DataFrame, settings: Settings, full_refresh: bool) -> None:
+    """One parquet file per date partition; only the dates present are replaced.
+
+    A full refresh replaces the whole processed/historical zone instead.
+    """
+    from pyspark.sql import functions as F
+
+    target = lake.s3a_uri(settings.lake_bucket, lake.PROCESSED_HISTORICAL)
+    (
+        metrics.withColumn("date", F.date_format("trade_date", "yyyy-MM-dd"))
+        .repartition("date")
+        .sortWithinPartitions("date", "symbol")
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "static" if full_refresh else "dynamic")
+        .option("compression", "snappy")
+        .partitionBy("date")
+        .parquet(target)
+    )
+
+
+def run_daily(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    full_refresh: bool = False,
+    on_empty: OnEmpty = "fail",
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+    spark: SparkSession | None = None,
+) -> DailySummary:
+    """Compute and write daily metrics for [start, end] (or every raw date on a full refresh).
+
+    Raises NoDataError when a requested date has no bars and on_empty='fail',
+    CorruptInputError naming the file when a raw file cannot be read.
+    """
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from spark_jobs.session import build_spark
+
+    if on_empty not in ("fail", "skip"):
+        raise ValueError(f"on_empty must be 'fail' or 'skip', not {on_empty!r}")
+    if full_refresh and (start or end):
+        raise ValueError("--full-refresh rebuilds every raw date: give no --date/--start/--end")
+    if not full_refresh and (start is None or end is None):
+        raise ValueError("give --date, or --start and --end, or --full-refresh")
+    began = time.monotonic()
+    spark = spark or build_spark(settings, "stocklake-daily-metrics")
+
+    available = raw_historical_dates(spark, settings)
+    if full_refresh:
+        wanted = sorted(available)
+        read_days = wanted
+    else:
+        wanted = requested_dates(start, end)  # type: ignore[arg-type]
+        read_days = [
+            day
+            for day in requested_dates(start - timedelta(days=lookback_days), end)  # type: ignore[operator]
+            if day in available
+        ]
+    summary = DailySummary(
+        dates_requested=[day.isoformat() for day in wanted], full_refresh=full_refresh
+    )
+    if not read_days:
+        return _no_data(summary, wanted, on_empty, began)
+
+    raw_seen, deduped, kept = Observation("raw"), Observation("deduped"), Observation("kept")
+    bars = read_raw_bars(spark, [available[day] for day in read_days]).observe(
+        raw_seen,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(invalid_bar().cast("long")).alias("invalid"),
+    )
+    bars = latest_deliveries(bars.where(~invalid_bar())).observe(
+        deduped, F.count(F.lit(1)).alias("rows")
+    )
+    bars = finest_interval(bars_with_trade_date(bars)).observe(
+        kept, F.count(F.lit(1)).alias("rows")
+    )
+    metrics = daily_metrics(bars, lookback_days).where(
+        F.col("trade_date").between(F.lit(wanted[0]), F.lit(wanted[-1]))
+    )
+    metrics = metrics.persist()
+    try:
+        try:
+            counts = {
+                row["trade_date"]: row["count"]
+                for row in metrics.groupBy("trade_date").count().collect()
+            }
+        except (Py4JJavaError, PySparkException) as error:
+            path = corrupt_file_from(error)
+            if path:
+                raise CorruptInputError(path, _first_line(error)) from None
+            raise
+        raw_counts = raw_seen.get
+        if raw_counts["invalid"] or 0:
+            _raise_invalid(spark, [available[day] for day in read_days])
+        summary.input_rows = int(raw_counts["rows"])
+        summary.duplicates_dropped = summary.input_rows - int(deduped.get["rows"])
+        summary.other_interval_bars = int(deduped.get["rows"]) - int(kept.get["rows"])
+
+        missing = [day for day in wanted if day not in counts]
+        if full_refresh:
+            missing = []
+        if missing and on_empty == "fail":
+            raise NoDataError(missing)
+        written = sorted(counts)
+        if written:
+            write_daily_metrics(metrics, settings, full_refresh)
+    finally:
+        metrics.unpersist()
+    summary.dates_skipped = [day.isoformat() for day in missing]
+    summary.dates_written = [day.isoformat() for day in written]
+    summary.output_rows = int(sum(counts.values()))
+    summary.partitions_written = [lake.processed_historical_prefix(day) for day in written]
+    summary.seconds = round(time.monotonic() - began, 3)
+    return summary
+
+
+def _no_data(summary: DailySummary, wanted: list[date], on_empty: OnEmpty, began: float):
+    if on_empty == "fail" or not wanted:
+        raise NoDataError(wanted)
+    summary.dates_skipped = [day.isoformat() for day in wanted]
+    summary.seconds = round(time.monotonic() - began, 3)
+    return summary
+
+
+def _raise_invalid(spark: SparkSession, uris: list[str]) -> None:
+    bad = (
+        read_raw_bars(spark, uris)
+        .where(invalid_bar())
+        .select(SOURCE_FILE, "_offset", *REQUIRED_BAR_COLUMNS)
+        .limit(1)
+        .collect()
+    )
+    row = bad[0].asDict()
+    empty = [name for name in REQUIRED_BAR_COLUMNS if row[name] is None]
+    raise CorruptInputError(
+        row[SOURCE_FILE],
+        f"line with _offset={row['_offset']} has no {', '.join(empty)} "
+        f"(required: {', '.join(REQUIRED_BAR_COLUMNS)})",
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error)
+    for line in text.splitlines():
+        if "Malformed" in line or "JSON" in line or "Exception" in line:
+            return line.strip()[:300]
+    return text.splitlines()[0][:300] if text else type(error).__name__

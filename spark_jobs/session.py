@@ -1,0 +1,109 @@
+"""The one place a Spark session is built: master, s3a, jars and defaults from settings."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stocklake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# hadoop-aws must match the Hadoop client inside pyspark 3.5 closely enough; these two
+# are the pair measured to work (see ENVIRONMENT.md).
+S3A_JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
+
+
+class SparkSetupError(RuntimeError):
+    """Spark cannot be configured (missing jars, bad option)."""
+
+
+def s3a_jars(settings: Settings) -> list[Path]:
+    """The s3a jars: from SPARK_JARS_DIR, else the installed sagemaker_pyspark package."""
+    if settings.spark_jars_dir is not None:
+        folder = settings.spark_jars_dir
+        origin = "SPARK_JARS_DIR"
+    else:
+        # find_spec locates the package without importing it (its __init__ pulls pyspark).
+        spec = importlib.util.find_spec("sagemaker_pyspark")
+        if spec is None or not spec.submodule_search_locations:
+            raise SparkSetupError(
+                "the s3a jars are not installed: `pip install --no-deps sagemaker-pyspark==1.4.5`"
+                " or set SPARK_JARS_DIR to a folder holding " + ", ".join(S3A_JARS)
+            )
+        folder = Path(next(iter(spec.submodule_search_locations))) / "jars"
+        origin = "sagemaker_pyspark"
+    jars = [folder / name for name in S3A_JARS]
+    missing = [str(jar) for jar in jars if not jar.is_file()]
+    if missing:
+        raise SparkSetupError(f"{origin}: missing jar(s) {', '.join(missing)}")
+    return jars
+
+
+def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
+    """Every Spark option the jobs rely on, as plain key/values (pure, testable)."""
+    s3a = "spark.hadoop.fs.s3a."
+    return {
+        "spark.app.name": app_name,
+        "spark.master": settings.spark_master,
+        "spark.jars": ",".join(str(jar) for jar in s3a_jars(settings)),
+        f"{s3a}endpoint": settings.s3_endpoint_url,
+        f"{s3a}endpoint.region": settings.s3_region,
+        f"{s3a}path.style.access": "true",
+        f"{s3a}connection.ssl.enabled": str(settings.s3_use_ssl).lower(),
+        f"{s3a}access.key": settings.s3_access_key,
+        f"{s3a}secret.key": settings.s3_secret_key,
+        f"{s3a}aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        f"{s3a}impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        # Our data is small per run: the default 200 shuffle partitions cost more than they do.
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        # `overwrite` then replaces only the date partitions a run produced.
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # Dates and windows are UTC everywhere in the lake.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        # Readers (pyarrow, loaders) expect int64 microseconds, not legacy INT96.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # The FileOutputCommitter v2 would expose half-written partitions on failure.
+        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    }
+
+
+def build_spark(
+    settings: Settings,
+    app_name: str = "stocklake",
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """A SparkSession for the lake: local[*] unless SPARK_MASTER names a cluster.
+
+    `extra_conf` overrides any option (e.g. spark.driver.memory=4g); options that
+    size the JVM only apply when this call starts it.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    conf = spark_conf(settings, app_name)
+    conf.update(extra_conf or {})
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    # getOrCreate returns a running session unchanged: re-apply the SQL options that may differ.
+    for key, value in conf.items():
+        if key.startswith("spark.sql."):
+            spark.conf.set(key, value)
+    return spark
+
+
+def hadoop_fs(spark: SparkSession, uri: str):  # -> org.apache.hadoop.fs.FileSystem (py4j)
+    """The Hadoop filesystem of a URI, through the session's own configuration."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
