@@ -1,5 +1,298 @@
-"""`stocklake produce`: see its issue; filled in by the stage that owns it."""
+"""`stocklake produce historical|realtime`: send bars or simulated ticks to Kafka."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
-app = typer.Typer(help="produce commands", no_args_is_help=True)
+from ingestion.csv_source import CsvError, parse_column_mapping
+from ingestion.market_hours import DateRangeError
+from ingestion.producer import (
+    HistoricalBatch,
+    ProduceError,
+    ProduceSummary,
+    plan_realtime,
+    produce_historical,
+    produce_realtime,
+)
+from ingestion.yahoo import DEFAULT_SYMBOLS, YahooError
+from stocklake.settings import get_settings
+
+app = typer.Typer(
+    help="Send historical bars or simulated real-time ticks to Kafka (key = symbol).",
+    no_args_is_help=True,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+_DATE_FORMATS = ["%Y-%m-%d"]
+
+
+class Source(StrEnum):
+    yfinance = "yfinance"
+    csv = "csv"
+    synthetic = "synthetic"
+
+
+class Interval(StrEnum):
+    d1 = "1d"
+    h1 = "1h"
+    m5 = "5m"
+    m1 = "1m"
+
+
+class ClockChoice(StrEnum):
+    accelerated = "accelerated"
+    live = "live"
+
+
+class CompressionChoice(StrEnum):
+    none = "none"
+    gzip = "gzip"
+
+
+SymbolsOption = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated symbols, e.g. AAPL,MSFT. Default depends on the source."),
+]
+SeedOption = Annotated[int, typer.Option(help="Random seed (synthetic bars, simulator).")]
+DriftOption = Annotated[
+    float | None, typer.Option(help="GBM annual drift, e.g. 0.08 (synthetic, simulator).")
+]
+VolatilityOption = Annotated[
+    float | None, typer.Option(help="GBM annual volatility, e.g. 0.3 (synthetic, simulator).")
+]
+TopicOption = Annotated[
+    str | None, typer.Option(help="Topic to send to (default: the configured topic).")
+]
+CompressionOption = Annotated[CompressionChoice, typer.Option(help="Kafka batch compression.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def _symbols(text: str | None) -> list[str] | None:
+    return [part.strip().upper() for part in text.split(",") if part.strip()] if text else None
+
+
+def _day(value: datetime | None) -> date | None:
+    return value.date() if value is not None else None
+
+
+@contextmanager
+def _errors_exit() -> Iterator[None]:
+    """Known failures become one red line and exit status 1, not a traceback."""
+    try:
+        yield
+    except (ProduceError, YahooError, CsvError, DateRangeError) as error:
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """(set_total, advance) callbacks backed by a rich progress bar on stderr."""
+    if not enabled:
+        yield (lambda _total: None), (lambda _n: None)
+        return
+    bar = Progress(
+        TextColumn("[bold]sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = bar.add_task("send", total=None)
+    with bar:
+        yield (
+            lambda total: bar.update(task, total=total),
+            lambda n: bar.advance(task, n),
+        )
+
+
+def _print_summary(summary: ProduceSummary, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(summary.as_dict()))
+        return
+    table = Table(title=f"produced to {summary.topic} ({summary.source})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("records acknowledged", f"{summary.records:,}")
+    table.add_row("records failed", f"{summary.failed:,}")
+    table.add_row("bytes (values)", f"{summary.bytes:,}")
+    table.add_row("seconds", f"{summary.seconds:.2f}")
+    table.add_row("rate", f"{summary.rate:,.0f} records/s, {summary.megabytes_per_second:.2f} MB/s")
+    if summary.first_event:
+        table.add_row(
+            "event time",
+            f"{summary.first_event:%Y-%m-%d %H:%M} .. {summary.last_event:%Y-%m-%d %H:%M} UTC",
+        )
+    table.add_row(
+        "per symbol", ", ".join(f"{sym} {n:,}" for sym, n in sorted(summary.per_symbol.items()))
+    )
+    table.add_row(
+        "per partition", ", ".join(f"{p}: {n:,}" for p, n in sorted(summary.partitions.items()))
+    )
+    for sym, days in summary.gaps.items():
+        shown = ", ".join(d.isoformat() for d in days[:5]) + (" ..." if len(days) > 5 else "")
+        table.add_row(f"gap {sym}", f"{len(days)} missing trading day(s): {shown}")
+    for note in summary.notes:
+        table.add_row("note", note)
+    console.print(table)
+
+
+@app.command("historical")
+def historical(
+    source: Annotated[Source, typer.Option(help="Where the bars come from.")] = Source.csv,
+    symbols: SymbolsOption = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=_DATE_FORMATS, help="First trade date, inclusive (YYYY-MM-DD)."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=_DATE_FORMATS, help="Last trade date, EXCLUSIVE (YYYY-MM-DD)."),
+    ] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(help="Instead of --start/--end: 5d, 2wk, 3mo, 1y, ytd (ending today)."),
+    ] = None,
+    interval: Annotated[Interval, typer.Option(help="Bar size.")] = Interval.d1,
+    seed: SeedOption = 0,
+    file: Annotated[
+        str | None, typer.Option(help="csv: your own CSV file instead of the bundled ones.")
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="csv --file: the symbol, if the file has no symbol column.")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="csv --file: field=Header pairs, e.g. date=Date,open=Open,volume=Vol "
+            "(fields: date open high low close volume adj_close symbol)."
+        ),
+    ] = None,
+    tz: Annotated[
+        str, typer.Option(help="csv --file: time zone of times written without one.")
+    ] = "America/New_York",
+    time_format: Annotated[
+        str | None,
+        typer.Option(help="csv --file: strptime format of the date column, if unusual."),
+    ] = None,
+    drift: DriftOption = None,
+    volatility: VolatilityOption = None,
+    topic: TopicOption = None,
+    compression: CompressionOption = CompressionChoice.none,
+    as_json: JsonOption = False,
+) -> None:
+    """Send historical OHLCV bars: yfinance (online), csv (bundled real data) or synthetic GBM.
+
+    Date ranges are half-open: --start is inclusive, --end is exclusive. Every
+    bar is read and validated before the first one is sent. Defaults: csv sends
+    every bundled symbol over its whole file; yfinance and synthetic use
+    AAPL,MSFT,GOOGL,AMZN,META,TSLA,NVDA over the last month.
+    """
+    settings = get_settings()
+    with _errors_exit(), _progress(not as_json) as (set_total, advance):
+        summary = produce_historical(
+            settings,
+            source=source.value,
+            topic=topic,
+            compression=compression.value,
+            progress=advance,
+            on_collected=lambda batch: set_total(len(batch.bars)),
+            symbols=_symbols(symbols),
+            start=_day(start),
+            end=_day(end),
+            period=period,
+            interval=interval.value,
+            seed=seed,
+            file=file,
+            symbol=symbol,
+            columns=parse_column_mapping(columns) if columns else None,
+            tz=tz,
+            time_format=time_format,
+            drift=drift,
+            volatility=volatility,
+        )
+    _print_summary(summary, as_json)
+
+
+@app.command("realtime")
+def realtime(
+    symbols: SymbolsOption = None,
+    rate: Annotated[
+        float, typer.Option(help="Ticks per wall-clock second; 0 = as fast as possible.")
+    ] = 100.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds of wall time to run (at --rate).")
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="Number of ticks to send.")] = None,
+    seed: SeedOption = 0,
+    clock: Annotated[
+        ClockChoice,
+        typer.Option(
+            help="accelerated: a 6.5 h session replays in about 60 s of wall time at "
+            "--rate 1000 (event time is simulated, UTC); live: event time is now."
+        ),
+    ] = ClockChoice.accelerated,
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=_DATE_FORMATS,
+            help="accelerated: simulated session date (default: the most recent weekday).",
+        ),
+    ] = None,
+    drift: DriftOption = None,
+    volatility: VolatilityOption = None,
+    topic: TopicOption = None,
+    compression: CompressionOption = CompressionChoice.none,
+    as_json: JsonOption = False,
+) -> None:
+    """Send simulated trade ticks: GBM prices per symbol, U-shaped intraday sizes.
+
+    Starting prices are the bundled files' last closes where a symbol has one.
+    The same --seed gives the same ticks; only the wall-clock pacing varies.
+    Each tick stands for 390/rate simulated seconds on the accelerated clock
+    (1/rate on the live one).
+    """
+    settings = get_settings()
+    with _errors_exit():
+        plan = plan_realtime(
+            _symbols(symbols) or list(DEFAULT_SYMBOLS),
+            rate=rate,
+            count=count,
+            duration=duration,
+            seed=seed,
+            clock=clock.value,
+            session_date=_day(start),
+            drift=drift,
+            volatility=volatility,
+        )
+        with _progress(not as_json) as (set_total, advance):
+            set_total(plan.count or 0)
+            summary = produce_realtime(
+                settings, plan, topic=topic, compression=compression.value, progress=advance
+            )
+    _print_summary(summary, as_json)
+
+
+__all__ = ["HistoricalBatch", "app"]
