@@ -146,3 +146,61 @@ def reference_daily_metrics(bars: list[HistoricalBar], lookback_days: int = 10) 
     out["return_pct"] = (out["daily_close"] - out["prev_close"]) / out["prev_close"] * 100
     out["range_pct"] = (out["daily_high"] - out["daily_low"]) / out["daily_open"] * 100
     return out.drop(columns="typical_pv")
+
+
+def put_raw_realtime(
+    client,
+    bucket: str,
+    ticks: list[RealtimeTick],
+    ticks_per_file: int,
+    topic: str = "ticks",
+    partition: int = 0,
+    first_offset: int = 0,
+) -> list[str]:
+    """Ticks as raw objects in their event hour's folder, `ticks_per_file` per object."""
+    by_hour: dict = defaultdict(list)
+    for tick in ticks:
+        by_hour[lake.raw_realtime_prefix(tick.event_time)].append(tick)
+    keys, offset = [], first_offset
+    for prefix in sorted(by_hour):
+        hour = by_hour[prefix]
+        for start in range(0, len(hour), ticks_per_file):
+            lines = raw_lines(hour[start : start + ticks_per_file], topic, partition, offset)
+            name = lake.OffsetRange(topic, partition, offset, offset + len(lines) - 1).object_name()
+            client.put_object(Bucket=bucket, Key=prefix + name, Body=b"\n".join(lines) + b"\n")
+            keys.append(prefix + name)
+            offset += len(lines)
+    return keys
+
+
+def reference_windows(
+    ticks: list[RealtimeTick], window_size: str, size_seconds: int, slide_seconds: int
+) -> pd.DataFrame:
+    """Sliding-window metrics by pandas: every window [k*slide, k*slide + size) holding a tick."""
+    frame = pd.DataFrame([tick.model_dump() for tick in ticks])
+    exact = (frame["event_time"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    last_start = (np.floor(exact / slide_seconds) * slide_seconds).astype("int64")
+    pieces = []
+    for back in range(size_seconds // slide_seconds):
+        piece = frame.copy()
+        piece["start"] = last_start - back * slide_seconds
+        pieces.append(piece)
+    exploded = pd.concat(pieces, ignore_index=True)
+    exploded["pv"] = exploded["price"] * exploded["size"]
+    grouped = exploded.groupby(["symbol", "start"])
+    out = pd.DataFrame(
+        {
+            "avg_price": grouped["price"].mean(),
+            "volatility": grouped["price"].std(ddof=0),
+            "pv": grouped["pv"].sum(),
+            "total_volume": grouped["size"].sum(),
+            "tick_count": grouped.size(),
+            "min_price": grouped["price"].min(),
+            "max_price": grouped["price"].max(),
+        }
+    ).reset_index()
+    out["vwap"] = (out["pv"] / out["total_volume"]).where(out["total_volume"] > 0)
+    out["window_size"] = window_size
+    out["window_start"] = pd.to_datetime(out["start"], unit="s", utc=True)
+    out["window_end"] = out["window_start"] + pd.Timedelta(seconds=size_seconds)
+    return out.drop(columns=["pv", "start"])

@@ -1,0 +1,378 @@
+"""Streaming job: raw ticks -> sliding-window metrics per symbol.
+
+    raw/realtime/year=/month=/day=/hour=/*.jsonl
+        -> processed/realtime/window=15m|1h/date=YYYY-MM-DD/batch-<batch id>.parquet
+
+One Structured Streaming query per window size (file source, event-time watermark,
+append mode: a window is written once, when the watermark passes its end). Each
+micro-batch is written under a name derived from its batch id, so a replayed batch
+replaces its own file instead of adding a second copy.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+from stocklake import lake
+from stocklake.schemas import (
+    REALTIME_TICK_COLUMNS,
+    REALTIME_WINDOW_COLUMNS,
+    WINDOW_SIZES,
+    spark_ddl,
+)
+from stocklake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+DEFAULT_WATERMARK = "10m"
+DEFAULT_SLIDE = "5m"
+DEFAULT_MAX_FILES_PER_TRIGGER = 200
+REQUIRED_TICK_COLUMNS = ("symbol", "event_time", "price", "size")
+TICKS_METRIC = "ticks"
+
+_DURATION = re.compile(
+    r"^\s*(\d+)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hour|hours)\s*$"
+)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+class StreamJobError(RuntimeError):
+    """A streaming query failed or was given impossible options."""
+
+
+def duration_seconds(text: str) -> int:
+    """'30s', '5m', '1h', '10 minutes' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or '10 minutes'")
+    return int(match[1]) * _UNIT_SECONDS[match[2][0]]
+
+
+def spark_interval(seconds: int) -> str:
+    return f"{seconds} seconds"
+
+
+def window_job_name(window_size: str) -> str:
+    return f"realtime-window-{window_size}"
+
+
+@dataclass
+class WindowQuerySummary:
+    window_size: str
+    batches: int = 0
+    input_rows: int = 0
+    invalid_rows: int = 0
+    late_rows_dropped: int = 0
+    output_rows: int = 0
+    partitions_written: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamSummary:
+    trigger: str
+    queries: list[WindowQuerySummary]
+    seconds: float = 0.0
+
+    @property
+    def input_rows(self) -> int:
+        return max((query.input_rows for query in self.queries), default=0)
+
+    @property
+    def output_rows(self) -> int:
+        return sum(query.output_rows for query in self.queries)
+
+    @property
+    def partitions_written(self) -> list[str]:
+        return sorted({p for query in self.queries for p in query.partitions_written})
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data.update(
+            input_rows=self.input_rows,
+            output_rows=self.output_rows,
+            partitions_written=self.partitions_written,
+        )
+        return data
+
+
+# ---------------------------------------------------------------- pure transforms
+
+
+def invalid_tick() -> Column:
+    from pyspark.sql import functions as F
+
+    condition = F.lit(False)
+    for name in REQUIRED_TICK_COLUMNS:
+        condition = condition | F.col(name).isNull()
+    return condition
+
+
+def window_metrics(
+    ticks: DataFrame, window_size: str, slide_seconds: int, watermark_seconds: int
+) -> DataFrame:
+    """Sliding-window metrics per symbol, in REALTIME_WINDOW_COLUMNS order.
+
+    volatility is the population standard deviation of price (ddof=0), so a
+    window holding a single tick has volatility 0.0, not null.
+    """
+    from pyspark.sql import functions as F
+
+    size_seconds = WINDOW_SIZES[window_size]
+    if not 0 < slide_seconds <= size_seconds:
+        raise ValueError(
+            f"slide {slide_seconds}s must be positive and at most the {window_size} window"
+        )
+    windowed = (
+        ticks.withWatermark("event_time", spark_interval(watermark_seconds))
+        .groupBy(
+            F.window("event_time", spark_interval(size_seconds), spark_interval(slide_seconds)),
+            F.col("symbol"),
+        )
+        .agg(
+            F.avg("price").alias("avg_price"),
+            F.stddev_pop("price").alias("volatility"),
+            F.sum(F.col("price") * F.col("size")).alias("_price_volume"),
+            F.sum("size").alias("total_volume"),
+            F.count(F.lit(1)).alias("tick_count"),
+            F.min("price").alias("min_price"),
+            F.max("price").alias("max_price"),
+        )
+    )
+    columns = {
+        "window_size": F.lit(window_size),
+        "window_start": F.col("window.start"),
+        "window_end": F.col("window.end"),
+        "vwap": F.when(F.col("total_volume") > 0, F.col("_price_volume") / F.col("total_volume")),
+    }
+    spark_types = {"long": "bigint"}
+    return windowed.select(
+        *[
+            columns.get(name, F.col(name)).cast(spark_types.get(kind, kind)).alias(name)
+            for name, kind in REALTIME_WINDOW_COLUMNS
+        ]
+    )
+
+
+# ---------------------------------------------------------------- I/O
+
+
+def read_ticks(spark: SparkSession, settings: Settings, max_files_per_trigger: int) -> DataFrame:
+    """The raw tick files as a stream, with the contract schema (no inference)."""
+    from pyspark.sql import functions as F
+
+    ticks = (
+        spark.readStream.schema(spark_ddl(REALTIME_TICK_COLUMNS))
+        .option("mode", "FAILFAST")
+        .option("maxFilesPerTrigger", max_files_per_trigger)
+        .option("pathGlobFilter", f"*{lake.RAW_SUFFIX}")
+        .json(lake.s3a_uri(settings.lake_bucket, lake.RAW_REALTIME + "/"))
+        .select(*[name for name, _ in REALTIME_TICK_COLUMNS])
+    )
+    # Counted in the query's progress (observedMetrics), so a broken line is never silent.
+    observed = ticks.observe(
+        TICKS_METRIC,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(invalid_tick().cast("long")).alias("invalid"),
+    )
+    return observed.where(~invalid_tick())
+
+
+class WindowBatchWriter:
+    """foreachBatch sink: one parquet file per (date, batch id), replaced on replay."""
+
+    def __init__(self, settings: Settings, window_size: str) -> None:
+        self.settings = settings
+        self.window_size = window_size
+        self.output_rows = 0
+        self.partitions: set[str] = set()
+        self._staging_root = lake.s3a_uri(
+            settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size) + "-staging")
+        )
+
+    def target_key(self, day: date, batch_id: int, part: int = 0) -> str:
+        prefix = lake.processed_realtime_prefix(self.window_size, day)
+        return f"{prefix}batch-{batch_id:012d}-{part:03d}.parquet"
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        from spark_jobs.session import hadoop_fs
+
+        spark = batch.sparkSession
+        jvm = spark.sparkContext._jvm
+        Path = jvm.org.apache.hadoop.fs.Path
+        staging = f"{self._staging_root}batch={batch_id}"
+        fs = hadoop_fs(spark, staging)
+        dated = batch.withColumn("date", F.date_format("window_start", "yyyy-MM-dd"))
+        # Persisted: the count and the write would otherwise each re-run the stateful plan.
+        dated.persist()
+        try:
+            per_day = dated.groupBy("date").count().collect()
+            rows_by_day = {row["date"]: row["count"] for row in per_day}
+            if not rows_by_day:
+                return
+            fs.delete(Path(staging), True)
+            (
+                dated.repartition("date")
+                .sortWithinPartitions("symbol", "window_start")
+                .write.mode("overwrite")
+                .option("partitionOverwriteMode", "static")
+                .partitionBy("date")
+                .parquet(staging)
+            )
+        finally:
+            dated.unpersist()
+        staged = sorted(
+            status.getPath().toString()
+            for status in fs.globStatus(Path(f"{staging}/date=*/part-*.parquet")) or []
+        )
+        parts: dict[date, int] = {}
+        for uri in staged:
+            source = Path(uri)
+            day = lake.partition_date(uri)
+            parts[day] = part = parts.get(day, -1) + 1
+            target = Path(
+                lake.s3a_uri(self.settings.lake_bucket, self.target_key(day, batch_id, part))
+            )
+            # A replay of this batch id replaces the file the first attempt wrote.
+            fs.delete(target, False)
+            fs.mkdirs(target.getParent())
+            if not fs.rename(source, target):
+                raise StreamJobError(f"could not move {source} to {target}")
+            self.partitions.add(lake.processed_realtime_prefix(self.window_size, day))
+        fs.delete(Path(staging), True)
+        rows = sum(rows_by_day.values())
+        self.output_rows += rows
+
+
+class _ProgressTally:
+    """Sums a query's progress reports, each batch once, as they appear."""
+
+    def __init__(self, summary: WindowQuerySummary) -> None:
+        self.summary = summary
+        self.seen: set[int] = set()
+
+    def update(self, query: StreamingQuery) -> None:
+        for progress in query.recentProgress:
+            batch_id = progress["batchId"]
+            if batch_id in self.seen:
+                continue
+            self.seen.add(batch_id)
+            self.summary.batches += 1
+            observed = progress.get("observedMetrics", {}).get(TICKS_METRIC) or {}
+            self.summary.input_rows += int(observed.get("rows") or 0)
+            self.summary.invalid_rows += int(observed.get("invalid") or 0)
+            for operator in progress.get("stateOperators", []):
+                self.summary.late_rows_dropped += int(operator.get("numRowsDroppedByWatermark", 0))
+
+
+def run_stream(
+    settings: Settings,
+    *,
+    available_now: bool = True,
+    processing_time: str = "30s",
+    watermark: str = DEFAULT_WATERMARK,
+    slide: str = DEFAULT_SLIDE,
+    window_sizes: tuple[str, ...] = tuple(WINDOW_SIZES),
+    max_files_per_trigger: int = DEFAULT_MAX_FILES_PER_TRIGGER,
+    stop_event: threading.Event | None = None,
+    spark: SparkSession | None = None,
+) -> StreamSummary:
+    """Run one query per window size until the landed files are processed (available_now)
+    or until SIGTERM/SIGINT or `stop_event` (processing time), then stop them cleanly."""
+    from spark_jobs.session import build_spark
+
+    watermark_seconds = duration_seconds(watermark)
+    slide_seconds = duration_seconds(slide)
+    unknown = [size for size in window_sizes if size not in WINDOW_SIZES]
+    if unknown:
+        raise ValueError(f"unknown window size(s) {unknown}; known: {list(WINDOW_SIZES)}")
+    trigger = (
+        {"availableNow": True}
+        if available_now
+        else {"processingTime": spark_interval(duration_seconds(processing_time))}
+    )
+    began = time.monotonic()
+    spark = spark or build_spark(settings, "stocklake-realtime-windows")
+    # Enough history that every batch's report is still there when we sum them.
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000")
+
+    queries: list[tuple[StreamingQuery, _ProgressTally, WindowBatchWriter]] = []
+    summaries = []
+    try:
+        for window_size in window_sizes:
+            ticks = read_ticks(spark, settings, max_files_per_trigger)
+            windows = window_metrics(ticks, window_size, slide_seconds, watermark_seconds)
+            writer = WindowBatchWriter(settings, window_size)
+            checkpoint = lake.s3a_uri(
+                settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size))
+            )
+            query = (
+                windows.writeStream.queryName(window_job_name(window_size).replace("-", "_"))
+                .outputMode("append")
+                .foreachBatch(writer)
+                .option("checkpointLocation", checkpoint)
+                .trigger(**trigger)
+                .start()
+            )
+            summary = WindowQuerySummary(window_size=window_size)
+            summaries.append(summary)
+            queries.append((query, _ProgressTally(summary), writer))
+        if available_now:
+            for query, tally, _ in queries:
+                query.awaitTermination()
+                tally.update(query)
+        else:
+            _run_until_stopped(queries, stop_event or threading.Event())
+    finally:
+        for query, tally, _ in queries:
+            if query.isActive:
+                query.stop()
+            tally.update(query)
+    for query, _, _ in queries:
+        error = query.exception()
+        if error is not None:
+            raise StreamJobError(f"query {query.name} failed: {error.desc}")
+    for (_, _, writer), summary in zip(queries, summaries, strict=True):
+        summary.output_rows = writer.output_rows
+        summary.partitions_written = sorted(writer.partitions)
+    return StreamSummary(
+        trigger="availableNow" if available_now else f"processingTime={processing_time}",
+        queries=summaries,
+        seconds=round(time.monotonic() - began, 3),
+    )
+
+
+def _run_until_stopped(queries, stop_event: threading.Event) -> None:
+    def request_stop(signum, frame):
+        stop_event.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, request_stop)
+    try:
+        while not stop_event.wait(1.0):
+            for query, tally, _ in queries:
+                tally.update(query)
+            if not all(query.isActive for query, _, _ in queries):
+                break
+        # Let a running micro-batch finish so the stop does not cut a write in half.
+        deadline = time.monotonic() + 120
+        for query, _, _ in queries:
+            while query.isActive and query.status["isTriggerActive"]:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            query.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
