@@ -51,7 +51,9 @@ def register(app: typer.Typer) -> None:
         """Stop the processes `stocklake up` started (by PID); nothing else."""
         stopped = LocalStack(get_settings()).down()
         for name, was_running in stopped:
-            console.print(f"{name}: {'stopped' if was_running else 'not running (nothing to stop)'}")
+            console.print(
+                f"{name}: {'stopped' if was_running else 'not running (nothing to stop)'}"
+            )
 
     @app.command()
     def status(

@@ -266,7 +266,9 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.2)
 
 
-def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+def _spawn(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
     """Start a detached process (own session, so it survives the CLI) logging to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -319,6 +321,11 @@ class Postgres(Service):
         return self.cluster_root / "data"
 
     @property
+    def server_log(self) -> Path:
+        # Written by the server itself, so it lives where `postgres` can write.
+        return self.cluster_root / "server.log"
+
+    @property
     def cluster_root(self) -> Path:
         """The cluster's folder; outside the state folder only if `postgres` cannot reach it."""
         pointer = self.state / "cluster-root"
@@ -357,12 +364,13 @@ class Postgres(Service):
         self._check_binaries()
         root = self._choose_cluster_root()
         data = root / "data"
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if self.run_as_postgres:
             shutil.chown(root, "postgres", "postgres")
-            # The server writes its own log; let it append to ours.
-            self.log_file.touch()
-            shutil.chown(self.log_file, "postgres", "postgres")
+        # logs/postgres.log points at the server's own log.
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if not self.log_file.is_symlink():
+            self.log_file.unlink(missing_ok=True)
+            self.log_file.symlink_to(self.server_log)
         if not (data / "PG_VERSION").exists():
             result = self._run(
                 [
@@ -392,7 +400,7 @@ class Postgres(Service):
             [
                 str(self.bin_dir / "pg_ctl"),
                 "-D", str(data),
-                "-l", str(self.log_file),
+                "-l", str(self.server_log),
                 "-w", "-t", str(int(HEALTH_TIMEOUT_S)),
                 "-o", options,
                 "start",
@@ -400,7 +408,7 @@ class Postgres(Service):
         )  # fmt: skip
         if result.returncode != 0:
             raise StackError(
-                f"pg_ctl start failed:\n{result.stdout}{result.stderr}\n{_tail(self.log_file)}"
+                f"pg_ctl start failed:\n{result.stdout}{result.stderr}\n{_tail(self.server_log)}"
             )
         return int((data / "postmaster.pid").read_text().splitlines()[0])
 

@@ -137,9 +137,7 @@ class Settings(BaseSettings):
             if not (self.snowflake_password or self.snowflake_private_key_path):
                 missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH")
             if missing:
-                raise ValueError(
-                    "WAREHOUSE=snowflake needs " + ", ".join(missing) + " to be set"
-                )
+                raise ValueError("WAREHOUSE=snowflake needs " + ", ".join(missing) + " to be set")
         return self
 
     # Derived values: computed here so no caller rebuilds them.
@@ -181,9 +179,7 @@ class Settings(BaseSettings):
         if self.postgres_password:
             auth += ":" + quote(self.postgres_password, safe="")
         db = database or self.warehouse_db
-        return (
-            f"postgresql+psycopg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
-        )
+        return f"postgresql+psycopg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
 
     def storage_options(self) -> dict:
         """Options for s3fs / fsspec / pyarrow's S3 filesystem."""
@@ -225,7 +221,8 @@ def _explain(error: ValidationError) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read settings; a wrong value raises SettingsError naming the variable."""
     try:
-        return Settings(**overrides)
+        # Env files are resolved per call, so STOCKLAKE_HOME can be set late.
+        return Settings(_env_file=_env_files(), **overrides)
     except ValidationError as error:
         raise SettingsError(_explain(error)) from None
 

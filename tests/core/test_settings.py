@@ -1,0 +1,76 @@
+"""Settings: defaults from .env.example, overrides, and named errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from stocklake.settings import SettingsError, load_settings
+
+
+def test_defaults_come_from_env_example() -> None:
+    settings = load_settings()
+    assert settings.postgres_port > 0
+    assert settings.s3_endpoint_url.startswith("http")
+    assert settings.warehouse_kind in ("postgres", "snowflake")
+
+
+def test_environment_overrides_env_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKE_BUCKET", "another-bucket")
+    monkeypatch.setenv("POSTGRES_PORT", "6543")
+    settings = load_settings()
+    assert settings.lake_bucket == "another-bucket"
+    assert settings.postgres_port == 6543
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("POSTGRES_PORT", "99999", "POSTGRES_PORT='99999'"),
+        ("POSTGRES_PORT", "five", "POSTGRES_PORT='five'"),
+        ("WAREHOUSE", "oracle", "WAREHOUSE='oracle'"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS='localhost'"),
+        ("S3_ENDPOINT_URL", "127.0.0.1:9000", "S3_ENDPOINT_URL='127.0.0.1:9000'"),
+        ("LAKE_BUCKET", "ab", "LAKE_BUCKET='ab'"),
+        ("TOPIC_REALTIME_PARTITIONS", "0", "TOPIC_REALTIME_PARTITIONS='0'"),
+    ],
+)
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert expected in str(error.value)
+
+
+def test_snowflake_without_account_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAREHOUSE", "snowflake")
+    monkeypatch.setenv("SNOWFLAKE_USER", "analyst")
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "SNOWFLAKE_ACCOUNT" in message
+    assert "SNOWFLAKE_USER" not in message.split("needs", 1)[1]
+
+
+def test_snowflake_account_switches_auto_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SNOWFLAKE_ACCOUNT": "xy12345",
+        "SNOWFLAKE_USER": "loader",
+        "SNOWFLAKE_PASSWORD": "pw",
+        "SNOWFLAKE_DATABASE": "MARKET",
+        "SNOWFLAKE_SCHEMA": "CURATED",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().warehouse_kind == "snowflake"
+    monkeypatch.setenv("WAREHOUSE", "postgres")
+    assert load_settings().warehouse_kind == "postgres"
+
+
+def test_missing_required_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    # A home without .env.example: nothing provides the defaults.
+    monkeypatch.setenv("STOCKLAKE_HOME", str(tmp_path))
+    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "S3_ENDPOINT_URL is not set" in str(error.value)
