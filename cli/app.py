@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 stack.register(app)
+stack.register_airflow(app)
 app.add_typer(produce.app, name="produce")
 app.add_typer(land.app, name="land")
 app.add_typer(spark.app, name="spark")

@@ -48,8 +48,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def down() -> None:
-        """Stop the processes `stocklake up` started (by PID); nothing else."""
-        stopped = LocalStack(get_settings()).down()
+        """Stop the processes `stocklake up` and `make airflow` started (by PID); nothing else."""
+        from infra.airflow_ui import stop as stop_airflow
+
+        settings = get_settings()
+        for name in stop_airflow(settings):
+            console.print(f"{name}: stopped")
+        stopped = LocalStack(settings).down()
         for name, was_running in stopped:
             console.print(
                 f"{name}: {'stopped' if was_running else 'not running (nothing to stop)'}"
@@ -67,3 +72,33 @@ def register(app: typer.Typer) -> None:
             console.print(_table(statuses))
         if not all(s.healthy for s in statuses):
             raise typer.Exit(1)
+
+
+def register_airflow(app: typer.Typer) -> None:
+    @app.command(
+        "airflow",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def airflow_command(ctx: typer.Context) -> None:
+        """Run `airflow ARGS...` with stocklake's Airflow settings (metadata DB migrated first).
+
+        Example: stocklake airflow dags test stock_market_batch 2020-12-30T22:00:00+00:00
+        """
+        from infra.airflow_ui import run_airflow
+
+        raise typer.Exit(run_airflow(get_settings(), list(ctx.args)))
+
+    @app.command("airflow-ui")
+    def airflow_ui() -> None:
+        """Start Airflow's UI (api-server), scheduler, dag-processor and triggerer."""
+        from infra.airflow_ui import start
+
+        settings = get_settings()
+        try:
+            url, user, password = start(settings)
+        except StackError as error:
+            console.print(f"[red]Airflow did not start:[/red] {error}")
+            raise typer.Exit(1) from None
+        console.print(f"Airflow UI: {url}  login: {user} / {password or '(see api-server log)'}")
+        console.print("DAGs start paused: unpause them in the UI to run on schedule.")
+        console.print("Stop everything with: make down")

@@ -65,7 +65,7 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -89,7 +89,7 @@ def _cmdline(pid: int) -> str:
 
 def _rss_mb(pid: int | None) -> float | None:
     """Resident memory of a process and its children (PostgreSQL forks workers)."""
-    if not pid or not _pid_alive(pid):
+    if not pid or not pid_alive(pid):
         return None
     try:
         import psutil
@@ -160,7 +160,7 @@ class Service:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _pid_alive(pid) and self.process_marker in _cmdline(pid):
+        if pid_alive(pid) and self.process_marker in _cmdline(pid):
             return pid
         return None
 
@@ -183,7 +183,7 @@ class Service:
                 self.write_pid(pid)
 
             def ready() -> bool:
-                if not _pid_alive(pid):
+                if not pid_alive(pid):
                     raise StackError(
                         f"{self.name} exited during start-up; see {self.log_file}:\n"
                         + _tail(self.log_file)
@@ -216,7 +216,7 @@ class Service:
         return True
 
     def stop(self, pid: int) -> None:
-        _terminate(pid)
+        terminate(pid)
 
     def status(self) -> ServiceStatus:
         pid = self.managed_pid()
@@ -255,18 +255,18 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _terminate(pid: int, timeout: float = 10.0) -> None:
+def terminate(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process (group), then SIGKILL what is left after `timeout`."""
     _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(pid):
+    while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         _signal(pid, signal.SIGKILL)
         time.sleep(0.2)
 
 
-def _spawn(
+def spawn(
     cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> int:
     """Start a detached process (own session, so it survives the CLI) logging to `log`."""
@@ -389,7 +389,7 @@ class Postgres(Service):
         if stale.exists():
             with contextlib.suppress(ValueError, OSError):
                 old = int(stale.read_text().splitlines()[0])
-                if not _pid_alive(old):
+                if not pid_alive(old):
                     stale.unlink()
         options = (
             f"-h {self.settings.bind_host} -p {self.settings.postgres_port} -k {data} "
@@ -416,8 +416,8 @@ class Postgres(Service):
         result = self._run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
         )
-        if result.returncode != 0 and _pid_alive(pid):
-            _terminate(pid)
+        if result.returncode != 0 and pid_alive(pid):
+            terminate(pid)
 
     def healthy(self) -> bool:
         import psycopg
@@ -538,9 +538,9 @@ class S3Server(Service):
                 "MINIO_ROOT_USER": self.settings.s3_access_key,
                 "MINIO_ROOT_PASSWORD": self.settings.s3_secret_key,
             }
-            return _spawn(cmd, self.log_file, env)
+            return spawn(cmd, self.log_file, env)
         cmd = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
-        return _spawn(cmd, self.log_file)
+        return spawn(cmd, self.log_file)
 
     def healthy(self) -> bool:
         host, port = self.host_port()
@@ -612,7 +612,7 @@ class KafkaBroker(Service):
         host, port = self.host_port()
         if self.kafka_home:
             return self._start_apache_kafka(host, port)
-        return _spawn(
+        return spawn(
             [
                 str(tansu_binary()),
                 "broker",
@@ -661,7 +661,7 @@ class KafkaBroker(Service):
             )  # fmt: skip
             if result.returncode != 0:
                 raise StackError(f"kafka-storage.sh format failed:\n{result.stderr}")
-        return _spawn(
+        return spawn(
             [str(home / "bin" / "kafka-server-start.sh"), str(props)],
             self.log_file,
             env={"KAFKA_HEAP_OPTS": "-Xmx512m -Xms256m"},
