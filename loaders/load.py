@@ -1,0 +1,175 @@
+"""Loading the processed zone into the warehouse, and looking at the warehouse.
+
+These are the functions Airflow tasks and the CLI call:
+`load_daily`, `load_realtime`, `load_table` and `run_query`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import s3fs
+
+from loaders.source import lake_filesystem, list_source_partitions, read_partitions
+from loaders.tables import DAILY_METRICS, REALTIME_WINDOW_METRICS, WarehouseTable
+from loaders.transform import dedupe_latest, reject_null_keys, select_partitions
+from loaders.warehouse import AuditRecord, connect_warehouse
+from stocklake.settings import Settings
+
+
+class LoadError(RuntimeError):
+    """A load failed; the warehouse table is unchanged and `summary` says what was tried."""
+
+    def __init__(self, message: str, summary: LoadSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass
+class LoadSummary:
+    run_id: str
+    table: str
+    mode: str
+    partitions: list[str] = field(default_factory=list)
+    files: int = 0
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    rows_staged: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    seconds: float = 0.0
+    status: str = "running"
+    error: str | None = None
+
+    @property
+    def rows_unchanged(self) -> int:
+        return self.rows_staged - self.rows_inserted - self.rows_updated
+
+
+def load_mode(start: date | None, end: date | None, full_refresh: bool) -> str:
+    if full_refresh:
+        return "full-refresh"
+    if start is not None or end is not None:
+        return "dates"
+    return "incremental"
+
+
+def load_table(
+    settings: Settings,
+    table: WarehouseTable,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    full_refresh: bool = False,
+    schema: str | None = None,
+    fs: s3fs.S3FileSystem | None = None,
+) -> LoadSummary:
+    """Load processed partitions of `table` into the configured warehouse.
+
+    Which partitions: with `start`/`end`, those dates (inclusive); with `full_refresh`,
+    every partition; otherwise (incremental) every partition never loaded or changed
+    since its last successful load (its files' names, sizes or ETags differ from what
+    `load_audit` recorded). Dates may be combined with `full_refresh`.
+
+    Raises LoadError (the table unchanged, a failed row in `load_audit`) on any failure.
+    """
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    clock = time.perf_counter()
+    mode = load_mode(start, end, full_refresh)
+    summary = LoadSummary(run_id=uuid.uuid4().hex, table=table.name, mode=mode)
+    audit = AuditRecord(
+        run_id=summary.run_id,
+        table_name=table.name,
+        load_mode=mode,
+        source_partitions={},
+        started_at=datetime.now(UTC),
+    )
+    with connect_warehouse(settings, schema=schema) as warehouse:
+        try:
+            warehouse.migrate()
+            fs = fs or lake_filesystem(settings)
+            partitions = list_source_partitions(fs, settings.lake_bucket, table)
+            loaded = warehouse.loaded_partitions(table) if mode == "incremental" else None
+            chosen = select_partitions(partitions, start=start, end=end, loaded=loaded)
+            summary.partitions = [partition.name for partition in chosen]
+            audit = replace(audit, source_partitions={p.name: p.fingerprint for p in chosen})
+            source = read_partitions(fs, settings.lake_bucket, chosen, table)
+            summary.files = source.files
+            summary.rows_read = source.table.num_rows
+            keyed, summary.rows_rejected = reject_null_keys(source.table, table.key)
+            rows, summary.rows_duplicate = dedupe_latest(keyed, table.key)
+            summary.rows_staged = rows.num_rows
+            audit = replace(
+                audit,
+                rows_read=summary.rows_read,
+                rows_rejected=summary.rows_rejected,
+                rows_duplicate=summary.rows_duplicate,
+                rows_staged=summary.rows_staged,
+            )
+            counts = warehouse.write_load(table, rows, audit)
+        except BaseException as error:
+            summary.status = "failed"
+            summary.error = f"{type(error).__name__}: {error}"
+            summary.seconds = time.perf_counter() - clock
+            try:
+                warehouse.record_failure(
+                    audit.finished(datetime.now(UTC), status="failed", error=summary.error)
+                )
+            except Exception as audit_error:
+                error.add_note(f"the failed load could not be audited either: {audit_error}")
+            if isinstance(error, Exception):
+                raise LoadError(
+                    f"loading {table.name} failed, the table is unchanged: {summary.error}",
+                    summary,
+                ) from error
+            raise
+    summary.rows_inserted = counts.inserted
+    summary.rows_updated = counts.updated
+    summary.status = "succeeded"
+    summary.seconds = time.perf_counter() - clock
+    return summary
+
+
+def load_daily(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    full_refresh: bool = False,
+    schema: str | None = None,
+) -> LoadSummary:
+    """Load processed/historical into `daily_metrics`."""
+    return load_table(
+        settings, DAILY_METRICS, start=start, end=end, full_refresh=full_refresh, schema=schema
+    )
+
+
+def load_realtime(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    full_refresh: bool = False,
+    schema: str | None = None,
+) -> LoadSummary:
+    """Load processed/realtime (both window sizes) into `realtime_window_metrics`."""
+    return load_table(
+        settings,
+        REALTIME_WINDOW_METRICS,
+        start=start,
+        end=end,
+        full_refresh=full_refresh,
+        schema=schema,
+    )
+
+
+def run_query(
+    settings: Settings, statement: str, schema: str | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one statement on the configured warehouse: (column names, rows)."""
+    with connect_warehouse(settings, schema=schema) as warehouse:
+        return warehouse.query(statement)

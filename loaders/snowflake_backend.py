@@ -1,0 +1,238 @@
+"""Snowflake warehouse: write_pandas into a temporary table, then one MERGE.
+
+Values travel as server-side bound parameters (paramstyle qmark) or through
+write_pandas; timestamps are bound as ISO strings and cast, since a bound
+datetime would arrive as TIMESTAMP_NTZ.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from loaders.tables import (
+    LOAD_AUDIT,
+    LOAD_COLUMNS,
+    MANAGED_TABLES,
+    SCHEMA_MIGRATIONS,
+    AddColumn,
+    CreateTable,
+    Step,
+    WarehouseTable,
+    pending_migrations,
+)
+from loaders.warehouse import AuditRecord, MergeCounts, check_columns, fold_loaded_partitions
+from stocklake.settings import Settings
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+class SnowflakeWarehouse:
+    kind = "snowflake"
+
+    def __init__(self, settings: Settings, schema: str | None = None) -> None:
+        import snowflake.connector
+
+        params: dict[str, Any] = {
+            "account": settings.snowflake_account,
+            "user": settings.snowflake_user,
+            "role": settings.snowflake_role,
+            "warehouse": settings.snowflake_warehouse,
+            "database": settings.snowflake_database,
+            "schema": schema or settings.snowflake_schema,
+            "paramstyle": "qmark",
+            "application": "stocklake",
+        }
+        if settings.snowflake_private_key_path:
+            params["authenticator"] = "SNOWFLAKE_JWT"
+            params["private_key_file"] = str(settings.snowflake_private_key_path)
+        else:
+            params["password"] = settings.snowflake_password
+        self.schema = params["schema"]
+        self.conn = snowflake.connector.connect(
+            **{key: value for key, value in params.items() if value}
+        )
+
+    def __enter__(self) -> SnowflakeWarehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _execute(self, statement: str, params: tuple[Any, ...] | None = None) -> Any:
+        return self.conn.cursor().execute(statement, params)
+
+    # --- schema -----------------------------------------------------------------
+    @staticmethod
+    def _create_sql(table: WarehouseTable) -> str:
+        columns = ", ".join(
+            f"{name} {table.sql_type('snowflake', name)}"
+            + (" NOT NULL" if table.not_null(name) else "")
+            for name in table.column_names
+        )
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table.name} ({columns},"
+            f" PRIMARY KEY ({', '.join(table.key)}))"
+        )
+
+    def _step_sql(self, step: Step) -> str:
+        if isinstance(step, CreateTable):
+            return self._create_sql(step.table)
+        if isinstance(step, AddColumn):
+            return (
+                f"ALTER TABLE {step.table.name} ADD COLUMN IF NOT EXISTS {step.column}"
+                f" {step.table.sql_type('snowflake', step.column)}"
+            )
+        raise TypeError(f"unknown migration step {step!r}")
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations. Snowflake commits each DDL on its own, so every
+        step is idempotent and a migration is recorded only after all its steps."""
+        self._execute(self._create_sql(SCHEMA_MIGRATIONS))
+        applied = {
+            int(row[0])
+            for row in self._execute(f"SELECT version FROM {SCHEMA_MIGRATIONS.name}").fetchall()
+        }
+        pending = pending_migrations(applied)
+        for migration in pending:
+            for step in migration.steps:
+                self._execute(self._step_sql(step))
+            self._execute(
+                f"INSERT INTO {SCHEMA_MIGRATIONS.name} (version, description, applied_at)"
+                " SELECT ?, ?, CAST(? AS TIMESTAMP_TZ)"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {SCHEMA_MIGRATIONS.name} WHERE version = ?)",
+                (
+                    migration.version,
+                    migration.description,
+                    _ts(datetime.now(UTC)),
+                    migration.version,
+                ),
+            )
+        check_columns(
+            {table.name: self.table_columns(table) for table in MANAGED_TABLES}, "Snowflake"
+        )
+        return [migration.version for migration in pending]
+
+    def table_columns(self, table: WarehouseTable) -> dict[str, str]:
+        rows = self._execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = CURRENT_SCHEMA() AND table_name = ?"
+            " ORDER BY ordinal_position",
+            (table.name.upper(),),
+        ).fetchall()
+        return {name.lower(): kind for name, kind in rows}
+
+    def loaded_partitions(self, table: WarehouseTable) -> dict[str, str]:
+        rows = self._execute(
+            f"SELECT source_partitions FROM {LOAD_AUDIT.name}"
+            " WHERE table_name = ? AND status = 'succeeded' ORDER BY finished_at, run_id",
+            (table.name,),
+        ).fetchall()
+        return fold_loaded_partitions([row[0] for row in rows])
+
+    # --- the load -----------------------------------------------------------------
+    def write_load(self, table: WarehouseTable, rows: pa.Table, audit: AuditRecord) -> MergeCounts:
+        """Stage first (DDL and COPY commit on their own in Snowflake, and touch only the
+        session's temporary table), then MERGE and audit in one transaction."""
+        stage = "stage_" + table.name
+        self._stage(table, stage, rows, audit.run_id, datetime.now(UTC))
+        self._execute("BEGIN TRANSACTION")
+        try:
+            counts = self._merge(table, stage)
+            self._insert_audit(
+                audit.finished(
+                    datetime.now(UTC),
+                    status="succeeded",
+                    rows_inserted=counts.inserted,
+                    rows_updated=counts.updated,
+                )
+            )
+            self._execute("COMMIT")
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+        return counts
+
+    def _stage(
+        self, table: WarehouseTable, stage: str, rows: pa.Table, run_id: str, loaded_at: datetime
+    ) -> None:
+        """The rows plus their loaded_at and run_id, so the MERGE needs no parameters."""
+        # Looked up at call time so fakesnow's patch of the module attribute applies.
+        import snowflake.connector.pandas_tools as pandas_tools
+
+        names = table.source_names + tuple(name for name, _ in LOAD_COLUMNS)
+        columns = ", ".join(f"{name} {table.sql_type('snowflake', name)}" for name in names)
+        self._execute(f"CREATE OR REPLACE TEMPORARY TABLE {stage} ({columns})")
+        if rows.num_rows == 0:
+            return
+        rows = rows.append_column(
+            "loaded_at", pa.array([loaded_at] * rows.num_rows, pa.timestamp("us", tz="UTC"))
+        ).append_column("run_id", pa.array([run_id] * rows.num_rows, pa.string()))
+        # Arrow-backed columns keep int64 exact and nulls as nulls through parquet.
+        frame = rows.to_pandas(types_mapper=pd.ArrowDtype)
+        success, _, loaded, _ = pandas_tools.write_pandas(
+            self.conn,
+            frame,
+            stage.upper(),
+            quote_identifiers=False,
+            auto_create_table=False,
+            use_logical_type=True,
+        )
+        if not success or loaded != rows.num_rows:
+            raise RuntimeError(f"write_pandas staged {loaded} of {rows.num_rows} rows into {stage}")
+
+    def _merge(self, table: WarehouseTable, stage: str) -> MergeCounts:
+        on = " AND ".join(f"t.{name} = s.{name}" for name in table.key)
+        changed = " OR ".join(f"t.{name} IS DISTINCT FROM s.{name}" for name in table.value_names)
+        written = table.value_names + tuple(name for name, _ in LOAD_COLUMNS)
+        assignments = ", ".join(f"{name} = s.{name}" for name in written)
+        inserted = table.source_names + tuple(name for name, _ in LOAD_COLUMNS)
+        columns = ", ".join(inserted)
+        values = ", ".join(f"s.{name}" for name in inserted)
+        cursor = self._execute(
+            f"MERGE INTO {table.name} AS t USING {stage} AS s ON {on}"
+            f" WHEN MATCHED AND ({changed}) THEN UPDATE SET {assignments}"
+            f" WHEN NOT MATCHED THEN INSERT ({columns}) VALUES ({values})"
+        )
+        row = cursor.fetchone()
+        names = [column.name.lower() for column in cursor.description]
+        counts = dict(zip(names, row, strict=True))
+        return MergeCounts(
+            inserted=int(counts.get("number of rows inserted", 0)),
+            updated=int(counts.get("number of rows updated", 0)),
+        )
+
+    def _insert_audit(self, audit: AuditRecord) -> None:
+        values = audit.values()
+        placeholders = ", ".join(
+            "CAST(? AS TIMESTAMP_TZ)" if dict(LOAD_AUDIT.columns)[name] == "timestamp" else "?"
+            for name in values
+        )
+        params = tuple(
+            _ts(value) if isinstance(value, datetime) else value for value in values.values()
+        )
+        self._execute(
+            f"INSERT INTO {LOAD_AUDIT.name} ({', '.join(values)}) VALUES ({placeholders})",
+            params,
+        )
+
+    def record_failure(self, audit: AuditRecord) -> None:
+        self._insert_audit(audit)
+
+    # --- ad-hoc queries -------------------------------------------------------------
+    def query(self, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self.conn.cursor()
+        cursor.execute(statement)
+        if not cursor.description:
+            return [], []
+        return [column.name for column in cursor.description], [
+            tuple(row) for row in cursor.fetchall()
+        ]

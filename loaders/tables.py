@@ -1,0 +1,205 @@
+"""The warehouse tables, defined once: columns, keys, SQL types and versioned migrations.
+
+Source columns come from the core contracts (`stocklake.schemas`), so a column the
+Spark jobs write is a column the warehouse has. Every identifier a loader puts
+into SQL comes from this module, never from input.
+
+To change a table: change its column list (here or in the core) and append a
+`Migration` whose steps add what changed; `tests/loaders` checks that a migrated
+warehouse matches these definitions on both backends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from stocklake.schemas import (
+    DAILY_METRICS_COLUMNS,
+    DAILY_METRICS_KEY,
+    REALTIME_WINDOW_COLUMNS,
+    REALTIME_WINDOW_KEY,
+)
+
+Backend = Literal["postgres", "snowflake"]
+Columns = tuple[tuple[str, str], ...]
+
+# Added by the loader to every loaded row: when and by which run it last changed.
+LOAD_COLUMNS: Columns = (("loaded_at", "timestamp"), ("run_id", "string"))
+
+AUDIT_COLUMNS: Columns = (
+    ("run_id", "string"),
+    ("table_name", "string"),
+    ("load_mode", "string"),
+    ("source_partitions", "string"),
+    ("rows_read", "long"),
+    ("rows_rejected", "long"),
+    ("rows_duplicate", "long"),
+    ("rows_staged", "long"),
+    ("rows_inserted", "long"),
+    ("rows_updated", "long"),
+    ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+    ("status", "string"),
+    ("error", "string"),
+)
+
+MIGRATION_COLUMNS: Columns = (
+    ("version", "int"),
+    ("description", "string"),
+    ("applied_at", "timestamp"),
+)
+
+SQL_TYPES: dict[Backend, dict[str, str]] = {
+    "postgres": {
+        "string": "text",
+        "int": "integer",
+        "long": "bigint",
+        "double": "double precision",
+        "date": "date",
+        "timestamp": "timestamptz",
+    },
+    "snowflake": {
+        "string": "VARCHAR",
+        "int": "INTEGER",
+        "long": "BIGINT",
+        "double": "DOUBLE",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP_TZ",
+    },
+}
+
+# Lower-case, unquoted-safe names: the same spelling works on both backends.
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class WarehouseTable:
+    """One warehouse table: its columns (name, kind), its key and where its rows come from."""
+
+    name: str
+    columns: Columns
+    key: tuple[str, ...]
+    # The columns the processed parquet carries (empty for tables the loader fills itself).
+    source_columns: Columns = ()
+    # The processed zone's folder for this table, relative to the bucket.
+    source_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.columns]
+        for name in (self.name, *names):
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a plain lower-case SQL identifier")
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name} repeats a column")
+        for name in self.key:
+            if name not in names:
+                raise ValueError(f"key column {name} is not a column of {self.name}")
+        for column in self.source_columns:
+            if column not in self.columns:
+                raise ValueError(f"source column {column[0]} is not a column of {self.name}")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.source_columns)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        """Source columns that are not part of the key: the ones an update may change."""
+        return tuple(name for name in self.source_names if name not in self.key)
+
+    def sql_type(self, backend: Backend, column: str) -> str:
+        kind = dict(self.columns)[column]
+        return SQL_TYPES[backend][kind]
+
+    def not_null(self, column: str) -> bool:
+        return column in self.key or column in dict(LOAD_COLUMNS)
+
+
+DAILY_METRICS = WarehouseTable(
+    name="daily_metrics",
+    columns=DAILY_METRICS_COLUMNS + LOAD_COLUMNS,
+    key=DAILY_METRICS_KEY,
+    source_columns=DAILY_METRICS_COLUMNS,
+    source_prefix="processed/historical",
+)
+
+REALTIME_WINDOW_METRICS = WarehouseTable(
+    name="realtime_window_metrics",
+    columns=REALTIME_WINDOW_COLUMNS + LOAD_COLUMNS,
+    key=REALTIME_WINDOW_KEY,
+    source_columns=REALTIME_WINDOW_COLUMNS,
+    source_prefix="processed/realtime",
+)
+
+LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))
+
+SCHEMA_MIGRATIONS = WarehouseTable(
+    name="schema_migrations", columns=MIGRATION_COLUMNS, key=("version",)
+)
+
+LOADABLE_TABLES: dict[str, WarehouseTable] = {
+    "daily": DAILY_METRICS,
+    "realtime": REALTIME_WINDOW_METRICS,
+}
+
+
+@dataclass(frozen=True)
+class CreateTable:
+    """CREATE TABLE IF NOT EXISTS with the table's current definition."""
+
+    table: WarehouseTable
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    """ALTER TABLE ... ADD COLUMN IF NOT EXISTS, typed from the table's definition."""
+
+    table: WarehouseTable
+    column: str
+
+
+Step = CreateTable | AddColumn
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    steps: tuple[Step, ...]
+
+
+# Append only; never edit an applied migration. Every step is idempotent, so a
+# half-applied migration (Snowflake commits each DDL) is safe to run again.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        description="daily_metrics, realtime_window_metrics and load_audit",
+        steps=(
+            CreateTable(DAILY_METRICS),
+            CreateTable(REALTIME_WINDOW_METRICS),
+            CreateTable(LOAD_AUDIT),
+        ),
+    ),
+)
+
+# Tables a migrated warehouse must hold, with exactly these columns.
+MANAGED_TABLES: tuple[WarehouseTable, ...] = (
+    SCHEMA_MIGRATIONS,
+    DAILY_METRICS,
+    REALTIME_WINDOW_METRICS,
+    LOAD_AUDIT,
+)
+
+
+def pending_migrations(applied: set[int]) -> list[Migration]:
+    """Migrations not yet applied, in version order."""
+    versions = [migration.version for migration in MIGRATIONS]
+    if versions != sorted(set(versions)):
+        raise ValueError("MIGRATIONS must have unique, increasing versions")
+    return [migration for migration in MIGRATIONS if migration.version not in applied]

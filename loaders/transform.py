@@ -1,0 +1,209 @@
+"""Pure steps of a load: which partitions, is the schema right, which rows to stage.
+
+Nothing here touches S3 or a warehouse; `loaders.load` moves the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loaders.tables import Columns
+from stocklake.schemas import WINDOW_SIZES, arrow_schema
+
+
+class SchemaDriftError(ValueError):
+    """A processed file's columns differ from the contract; names the file and the column."""
+
+
+class SourceLayoutError(ValueError):
+    """An object in the processed zone sits where no partition is expected."""
+
+
+@dataclass(frozen=True, order=True)
+class SourceFile:
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class SourcePartition:
+    """One partition folder of the processed zone: `date=2024-01-02`, `window=1h/date=...`."""
+
+    name: str
+    day: date
+    files: tuple[SourceFile, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a file of the partition is added, removed or rewritten."""
+        digest = hashlib.sha256()
+        for file in sorted(self.files, key=lambda f: f.key):
+            digest.update(f"{file.key}\0{file.etag}\0{file.size}\n".encode())
+        return digest.hexdigest()[:32]
+
+    def files_oldest_first(self) -> list[SourceFile]:
+        """Read order, so later rows are the newer ones when keys repeat."""
+        return sorted(self.files, key=lambda f: (f.last_modified, f.key))
+
+
+_PARTITION = re.compile(
+    r"^(?:window=(?P<window>[^/]+)/)?date=(?P<date>\d{4}-\d{2}-\d{2})/(?P<file>.+)$"
+)
+
+
+def partitions_from_listing(
+    entries: list[SourceFile], source_prefix: str, windowed: bool
+) -> list[SourcePartition]:
+    """Group a recursive listing of `source_prefix` into partitions, oldest day first.
+
+    Files and folders starting with `_` or `.` (Spark's `_SUCCESS`, `_temporary/`,
+    checksums) are not data; any other object outside a partition folder is an error.
+    """
+    prefix = source_prefix.rstrip("/") + "/"
+    grouped: dict[str, list[SourceFile]] = {}
+    days: dict[str, date] = {}
+    for entry in entries:
+        if not entry.key.startswith(prefix):
+            raise SourceLayoutError(f"{entry.key} is not under {prefix}")
+        relative = entry.key[len(prefix) :]
+        if any(part.startswith(("_", ".")) for part in relative.split("/")):
+            continue
+        match = _PARTITION.match(relative)
+        if not match or "/" in match["file"] or bool(match["window"]) != windowed:
+            layout = "window=<size>/date=YYYY-MM-DD/" if windowed else "date=YYYY-MM-DD/"
+            raise SourceLayoutError(
+                f"{entry.key} is not in a {prefix}{layout} folder; move or delete it"
+            )
+        if windowed and match["window"] not in WINDOW_SIZES:
+            raise SourceLayoutError(
+                f"{entry.key}: window {match['window']!r} is not one of {sorted(WINDOW_SIZES)}"
+            )
+        if not match["file"].endswith(".parquet"):
+            raise SourceLayoutError(f"{entry.key} is not a .parquet file")
+        name = relative[: -len(match["file"]) - 1]
+        try:
+            days[name] = date.fromisoformat(match["date"])
+        except ValueError:
+            raise SourceLayoutError(f"{entry.key}: {match['date']} is not a date") from None
+        grouped.setdefault(name, []).append(entry)
+    partitions = [
+        SourcePartition(name=name, day=days[name], files=tuple(sorted(files)))
+        for name, files in grouped.items()
+    ]
+    return sorted(partitions, key=lambda p: (p.day, p.name))
+
+
+def select_partitions(
+    partitions: list[SourcePartition],
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    loaded: dict[str, str] | None = None,
+) -> list[SourcePartition]:
+    """Partitions to load: within [start, end], and when `loaded` is given (incremental),
+    only those never loaded or changed since (their fingerprint differs)."""
+    chosen = []
+    for partition in partitions:
+        if start is not None and partition.day < start:
+            continue
+        if end is not None and partition.day > end:
+            continue
+        if loaded is not None and loaded.get(partition.name) == partition.fingerprint:
+            continue
+        chosen.append(partition)
+    return chosen
+
+
+def _accepts(found: pa.DataType, kind: str) -> bool:
+    """Whether a file's arrow type carries a contract kind exactly (lossless widening only)."""
+    if kind == "string":
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if kind == "int":
+        return found in (pa.int8(), pa.int16(), pa.int32())
+    if kind == "long":
+        return found in (pa.int8(), pa.int16(), pa.int32(), pa.int64())
+    if kind == "double":
+        return found == pa.float64()
+    if kind == "date":
+        return pa.types.is_date(found)
+    if kind == "timestamp":
+        # Spark writes instants: INT96 reads back without a zone, TIMESTAMP_MICROS as UTC.
+        return pa.types.is_timestamp(found)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def schema_problems(schema: pa.Schema, columns: Columns) -> list[str]:
+    """Every difference between a file's schema and the contract, one line each."""
+    expected = dict(columns)
+    problems = []
+    for name, kind in columns:
+        if name not in schema.names:
+            problems.append(f"column {name} is missing (expected {kind})")
+        elif not _accepts(schema.field(name).type, kind):
+            problems.append(f"column {name} has type {schema.field(name).type}, expected {kind}")
+    for name in schema.names:
+        if name not in expected:
+            problems.append(f"unexpected column {name} ({schema.field(name).type})")
+    if len(set(schema.names)) != len(schema.names):
+        problems.append("a column name appears twice")
+    return problems
+
+
+def conform(table: pa.Table, columns: Columns, where: str) -> pa.Table:
+    """The table in the contract's column order and exact types, or SchemaDriftError."""
+    problems = schema_problems(table.schema, columns)
+    if problems:
+        raise SchemaDriftError(f"{where}: " + "; ".join(problems) + "; nothing was loaded")
+    target = arrow_schema(columns)
+    arrays = []
+    for field in target:
+        column = table.column(field.name)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise SchemaDriftError(
+                    f"{where}: column {field.name} cannot be read as {field.type}: {error}"
+                ) from None
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=target)
+
+
+def reject_null_keys(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
+    """Rows whose key columns are all set, and how many were rejected."""
+    valid = None
+    for name in key:
+        column_valid = pc.is_valid(table.column(name))
+        valid = column_valid if valid is None else pc.and_(valid, column_valid)
+    if valid is None:
+        return table, 0
+    kept = table.filter(valid)
+    return kept, table.num_rows - kept.num_rows
+
+
+def dedupe_latest(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
+    """One row per key, the last one in table order winning; and how many were dropped.
+
+    Callers order rows oldest first (partition, then file age, then row order), so the
+    newest version of a key wins, and the stage never holds a key twice (Snowflake's
+    MERGE refuses non-deterministic sources; PostgreSQL's refuses any repeat).
+    """
+    if table.num_rows == 0:
+        return table, 0
+    positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    keyed = table.select(list(key)).append_column("__position", positions)
+    last = keyed.group_by(list(key), use_threads=False).aggregate([("__position", "max")])
+    if last.num_rows == table.num_rows:
+        return table, 0
+    keep = pc.sort_indices(last.column("__position_max"))
+    kept = table.take(pc.take(last.column("__position_max"), keep))
+    return kept, table.num_rows - kept.num_rows

@@ -1,0 +1,144 @@
+"""One warehouse interface; the backend (PostgreSQL or Snowflake) is chosen by settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from loaders.tables import LOAD_AUDIT, MANAGED_TABLES, WarehouseTable
+from stocklake.settings import Settings
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse is not in the shape the loader needs; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    inserted: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One row of `load_audit`: what a load read, what it changed, how it ended."""
+
+    run_id: str
+    table_name: str
+    load_mode: str
+    source_partitions: dict[str, str]
+    started_at: datetime
+    rows_read: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    rows_staged: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    finished_at: datetime | None = None
+    status: str = "running"
+    error: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        """Column values in `load_audit`'s order, ready to bind."""
+        row = {
+            "run_id": self.run_id,
+            "table_name": self.table_name,
+            "load_mode": self.load_mode,
+            "source_partitions": json.dumps(self.source_partitions, sort_keys=True),
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "rows_duplicate": self.rows_duplicate,
+            "rows_staged": self.rows_staged,
+            "rows_inserted": self.rows_inserted,
+            "rows_updated": self.rows_updated,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "error": self.error,
+        }
+        assert tuple(row) == LOAD_AUDIT.column_names
+        return row
+
+    def finished(self, at: datetime, **changes: Any) -> AuditRecord:
+        return replace(self, finished_at=at, **changes)
+
+
+class Warehouse(Protocol):
+    """What a load needs from a warehouse. Each backend keeps these guarantees:
+
+    - `migrate` is idempotent and safe to run before every load;
+    - `write_load` stages the rows in bulk, merges them into the table and inserts the
+      audit row in ONE transaction: on any error nothing of it is visible;
+    - `record_failure` writes a failed audit row in its own transaction.
+    """
+
+    kind: str
+
+    def migrate(self) -> list[int]: ...
+
+    def table_columns(self, table: WarehouseTable) -> dict[str, str]: ...
+
+    def loaded_partitions(self, table: WarehouseTable) -> dict[str, str]: ...
+
+    def write_load(
+        self, table: WarehouseTable, rows: pa.Table, audit: AuditRecord
+    ) -> MergeCounts: ...
+
+    def record_failure(self, audit: AuditRecord) -> None: ...
+
+    def query(self, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Warehouse: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+def fold_loaded_partitions(audit_partitions: list[str]) -> dict[str, str]:
+    """Partition -> fingerprint as of the latest successful load of each partition.
+
+    `audit_partitions` are `load_audit.source_partitions` values, oldest load first.
+    """
+    loaded: dict[str, str] = {}
+    for value in audit_partitions:
+        loaded.update(json.loads(value or "{}"))
+    return loaded
+
+
+def check_columns(found: dict[str, dict[str, str]], backend: str) -> None:
+    """Fail clearly when a migrated table lacks a defined column or has one too many."""
+    for table in MANAGED_TABLES:
+        columns = found.get(table.name, {})
+        missing = [name for name in table.column_names if name not in columns]
+        extra = [name for name in columns if name not in table.column_names]
+        if missing or extra:
+            detail = []
+            if missing:
+                detail.append("lacks " + ", ".join(missing))
+            if extra:
+                detail.append("has undefined " + ", ".join(extra))
+            raise WarehouseError(
+                f"{backend} table {table.name} "
+                + " and ".join(detail)
+                + ": append a Migration in loaders/tables.py for the change"
+            )
+
+
+def connect_warehouse(settings: Settings, schema: str | None = None) -> Warehouse:
+    """The configured warehouse (settings.warehouse_kind), connected.
+
+    `schema`: PostgreSQL schema to use (default `public`); for Snowflake the
+    schema is SNOWFLAKE_SCHEMA unless given here.
+    """
+    if settings.warehouse_kind == "snowflake":
+        from loaders.snowflake_backend import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(settings, schema=schema)
+    from loaders.postgres_backend import PostgresWarehouse
+
+    return PostgresWarehouse(settings, schema=schema or "public")

@@ -1,0 +1,113 @@
+"""Fixtures for the loaders: a bucket of our own, and a warehouse of each kind.
+
+PostgreSQL is the real local server, in a schema unique to the test; Snowflake is
+fakesnow (in-process, DuckDB underneath). Both are cleaned up afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+import s3fs
+from psycopg import sql
+
+from loaders.tables import WarehouseTable
+from loaders.warehouse import connect_warehouse
+from stocklake.settings import Settings, load_settings
+from tests.loaders.data import TestLake
+
+
+@pytest.fixture
+def lake(stack: Settings) -> Iterator[TestLake]:
+    """An empty bucket for one test, removed afterwards."""
+    bucket = f"loaders-{uuid.uuid4().hex[:12]}"
+    options = stack.storage_options()
+    boto3.client(
+        "s3",
+        aws_access_key_id=options["key"],
+        aws_secret_access_key=options["secret"],
+        **options["client_kwargs"],
+    ).create_bucket(Bucket=bucket)
+    fs = s3fs.S3FileSystem(**options)
+    try:
+        yield TestLake(fs, bucket)
+    finally:
+        fs.rm(bucket, recursive=True)
+
+
+def _fix_fakesnow_temp_table_comment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fakesnow 0.12.1 records an empty comment for every CREATE TEMPORARY TABLE in its
+    global catalog; its MERGE emulation creates one, so any MERGE inside an explicit
+    transaction fails with DuckDB's "a single transaction can only write to a single
+    attached database". Real Snowflake has no such limit: drop only the empty comment."""
+    import fakesnow.transforms as transforms
+
+    original = transforms.extract_comment_on_table
+
+    def without_empty_comment(expression: Any) -> Any:
+        result = original(expression)
+        comment = result.args.get("table_comment")
+        if comment is not None and comment[1] is None:
+            del result.args["table_comment"]
+        return result
+
+    monkeypatch.setattr(transforms, "extract_comment_on_table", without_empty_comment)
+
+
+@dataclass
+class Backend:
+    """A warehouse under test: settings that select it and the schema to use."""
+
+    kind: str
+    settings: Settings
+    schema: str
+
+    def rows(self, table: WarehouseTable, columns: tuple[str, ...] | None = None) -> list[tuple]:
+        names = ", ".join(columns or table.column_names)
+        with connect_warehouse(self.settings, schema=self.schema) as warehouse:
+            return warehouse.query(f"SELECT {names} FROM {table.name}")[1]
+
+    def audit(self, table: WarehouseTable) -> list[dict[str, Any]]:
+        with connect_warehouse(self.settings, schema=self.schema) as warehouse:
+            columns, rows = warehouse.query(
+                f"SELECT * FROM load_audit WHERE table_name = '{table.name}' ORDER BY started_at"
+            )
+        return [dict(zip([c.lower() for c in columns], row, strict=True)) for row in rows]
+
+
+@pytest.fixture(params=["postgres", "snowflake"])
+def backend(
+    request: pytest.FixtureRequest, lake: TestLake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    schema = f"loaders_{uuid.uuid4().hex[:12]}"
+    if request.param == "postgres":
+        settings = load_settings(LAKE_BUCKET=lake.bucket, WAREHOUSE="postgres")
+        try:
+            yield Backend("postgres", settings, schema)
+        finally:
+            with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+        return
+    import fakesnow
+
+    _fix_fakesnow_temp_table_comment(monkeypatch)
+    settings = load_settings(
+        LAKE_BUCKET=lake.bucket,
+        WAREHOUSE="snowflake",
+        SNOWFLAKE_ACCOUNT="fakesnow",
+        SNOWFLAKE_USER="loader",
+        SNOWFLAKE_PASSWORD="not-used-by-fakesnow",
+        SNOWFLAKE_DATABASE="stocklake",
+        SNOWFLAKE_SCHEMA=schema,
+    )
+    # A fresh in-memory DuckDB per test: nothing to clean up afterwards.
+    with fakesnow.patch():
+        yield Backend("snowflake", settings, schema)

@@ -1,0 +1,295 @@
+"""The loader's behaviour, the same suite on both backends (PostgreSQL and Snowflake)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from loaders import DAILY_METRICS, REALTIME_WINDOW_METRICS, LoadError, load_daily, load_realtime
+from loaders.tables import MANAGED_TABLES
+from loaders.warehouse import connect_warehouse
+from stocklake.lake import processed_historical_prefix
+from tests.loaders.conftest import Backend
+from tests.loaders.data import (
+    TestLake,
+    arrow_rows,
+    canonical_rows,
+    checksum,
+    daily_metrics,
+    window_metrics,
+)
+
+pytestmark = pytest.mark.services
+
+
+def lake_key(day: date, part: str = "part-00000") -> str:
+    return f"{processed_historical_prefix(day)}{part}.parquet"
+
+
+SOURCE = DAILY_METRICS.source_names
+
+
+def assert_table_equals(backend: Backend, expected: pa.Table, table=DAILY_METRICS) -> None:
+    """Row count and content checksum of the warehouse equal the parquet's, exactly."""
+    got = backend.rows(table, table.source_names)
+    want = arrow_rows(expected.select(list(table.source_names)))
+    assert len(got) == len(want)
+    assert checksum(got) == checksum(want), _first_difference(got, want)
+
+
+def _first_difference(got: list[tuple], want: list[tuple]) -> str:
+    for a, b in zip(canonical_rows(got), canonical_rows(want), strict=False):
+        if a != b:
+            return f"first differing row: warehouse {a} vs parquet {b}"
+    return "row sets differ in length"
+
+
+def with_close(table: pa.Table, symbol: str, delta: float) -> pa.Table:
+    """The same rows with one symbol's close moved by `delta`."""
+    close = table.column("daily_close")
+    hit = pc.equal(table.column("symbol"), symbol)
+    moved = pc.if_else(hit, pc.add(close, delta), close)
+    return table.set_column(table.schema.get_field_index("daily_close"), "daily_close", moved)
+
+
+def test_first_load_inserts_everything_and_audits(backend: Backend, lake: TestLake) -> None:
+    source = daily_metrics("2020-12-28", "2020-12-31")
+    lake.put_daily(source)
+
+    summary = load_daily(backend.settings, schema=backend.schema)
+
+    assert summary.status == "succeeded"
+    assert summary.partitions == [f"date=2020-12-{d}" for d in (28, 29, 30, 31)]
+    assert (summary.rows_read, summary.rows_staged) == (16, 16)
+    assert (summary.rows_inserted, summary.rows_updated, summary.rows_rejected) == (16, 0, 0)
+    assert_table_equals(backend, source)
+    # AAPL's known close on 2020-12-31 made it through unchanged.
+    closes = backend.rows(DAILY_METRICS, ("symbol", "trade_date", "daily_close"))
+    assert ("AAPL", date(2020, 12, 31), 132.69000244140625) in closes
+    (audit,) = backend.audit(DAILY_METRICS)
+    assert audit["status"] == "succeeded" and audit["error"] is None
+    assert audit["run_id"] == summary.run_id
+    assert (audit["rows_read"], audit["rows_staged"], audit["rows_inserted"]) == (16, 16, 16)
+    assert (audit["rows_updated"], audit["rows_rejected"], audit["rows_duplicate"]) == (0, 0, 0)
+    assert sorted(json.loads(audit["source_partitions"])) == summary.partitions
+    assert audit["finished_at"] >= audit["started_at"]
+    run_ids = {row[0] for row in backend.rows(DAILY_METRICS, ("run_id",))}
+    assert run_ids == {summary.run_id}
+
+
+def test_changed_partition_updates_only_changed_rows(backend: Backend, lake: TestLake) -> None:
+    source = daily_metrics("2020-12-28", "2020-12-31")
+    lake.put_daily(source)
+    first = load_daily(backend.settings, schema=backend.schema)
+
+    # The Spark job re-runs 2020-12-30 and TSLA's numbers change there.
+    day = source.filter(pc.equal(source.column("trade_date"), date(2020, 12, 30)))
+    lake.put_daily(with_close(day, "TSLA", 1.25))
+    second = load_daily(backend.settings, schema=backend.schema)
+
+    assert second.partitions == ["date=2020-12-30"]
+    assert (second.rows_staged, second.rows_inserted, second.rows_updated) == (4, 0, 1)
+    assert second.rows_unchanged == 3
+    expected = pa.concat_tables(
+        [
+            source.filter(pc.not_equal(source.column("trade_date"), date(2020, 12, 30))),
+            with_close(day, "TSLA", 1.25),
+        ]
+    )
+    assert_table_equals(backend, expected)
+    run_ids = dict(
+        ((symbol, trade_date), run_id)
+        for symbol, trade_date, run_id in backend.rows(
+            DAILY_METRICS, ("symbol", "trade_date", "run_id")
+        )
+    )
+    assert run_ids[("TSLA", date(2020, 12, 30))] == second.run_id
+    assert run_ids[("AAPL", date(2020, 12, 30))] == first.run_id
+
+
+def test_three_loads_of_the_same_partitions_leave_identical_tables(
+    backend: Backend, lake: TestLake
+) -> None:
+    lake.put_daily(daily_metrics("2020-12-28", "2020-12-31"))
+    snapshots, summaries = [], []
+    for _ in range(3):
+        summaries.append(load_daily(backend.settings, full_refresh=True, schema=backend.schema))
+        snapshots.append(canonical_rows(backend.rows(DAILY_METRICS)))
+
+    assert snapshots[0] == snapshots[1] == snapshots[2]
+    assert [(s.rows_inserted, s.rows_updated) for s in summaries] == [(16, 0), (0, 0), (0, 0)]
+    assert [s.mode for s in summaries] == ["full-refresh"] * 3
+    assert [a["status"] for a in backend.audit(DAILY_METRICS)] == ["succeeded"] * 3
+
+
+def test_incremental_picks_up_new_partitions_only(backend: Backend, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-28", "2020-12-29"))
+    assert load_daily(backend.settings, schema=backend.schema).rows_inserted == 8
+
+    lake.put_daily(daily_metrics("2020-12-30", "2020-12-31"))
+    second = load_daily(backend.settings, schema=backend.schema)
+    assert second.partitions == ["date=2020-12-30", "date=2020-12-31"]
+    assert (second.rows_read, second.rows_inserted) == (8, 8)
+
+    third = load_daily(backend.settings, schema=backend.schema)
+    assert (third.partitions, third.rows_read, third.rows_inserted) == ([], 0, 0)
+    assert third.status == "succeeded"
+    assert_table_equals(backend, daily_metrics("2020-12-28", "2020-12-31"))
+
+
+def test_explicit_dates_load_exactly_those_partitions(backend: Backend, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-21", "2020-12-31"))
+
+    one = load_daily(
+        backend.settings, start=date(2020, 12, 23), end=date(2020, 12, 23), schema=backend.schema
+    )
+    assert one.partitions == ["date=2020-12-23"] and one.mode == "dates"
+    span = load_daily(
+        backend.settings, start=date(2020, 12, 28), end=date(2020, 12, 30), schema=backend.schema
+    )
+    assert span.partitions == ["date=2020-12-28", "date=2020-12-29", "date=2020-12-30"]
+    # Loaded partitions count as loaded for the next incremental run.
+    rest = load_daily(backend.settings, schema=backend.schema)
+    assert rest.partitions == [
+        "date=2020-12-21",
+        "date=2020-12-22",
+        "date=2020-12-24",
+        "date=2020-12-31",
+    ]
+    assert_table_equals(backend, daily_metrics("2020-12-21", "2020-12-31"))
+
+
+def test_duplicate_source_keys_keep_the_latest_row(backend: Backend, lake: TestLake) -> None:
+    day = daily_metrics("2020-12-31", "2020-12-31")
+    # Within one file the later row wins; across files the newer file wins.
+    repeated = pa.concat_tables([with_close(day, "AAPL", 100.0), day])
+    lake.put_daily(repeated, part="part-00000")
+    newer = with_close(day.filter(pc.equal(day.column("symbol"), "TSLA")), "TSLA", 7.0)
+    lake.put_daily(newer, part="part-00001")
+
+    summary = load_daily(backend.settings, schema=backend.schema)
+
+    assert (summary.rows_read, summary.rows_duplicate, summary.rows_staged) == (9, 5, 4)
+    assert summary.rows_inserted == 4
+    expected = pa.concat_tables([day.filter(pc.not_equal(day.column("symbol"), "TSLA")), newer])
+    assert_table_equals(backend, expected)
+    (audit,) = backend.audit(DAILY_METRICS)
+    assert audit["rows_duplicate"] == 5
+
+
+def test_null_keys_are_rejected_and_counted(backend: Backend, lake: TestLake) -> None:
+    good = daily_metrics("2020-12-30", "2020-12-30")
+    bad = good.slice(0, 2)
+    bad = bad.set_column(0, "symbol", pa.array([None, "AAPL"], pa.string()))
+    bad = bad.set_column(1, "trade_date", pa.array([date(2020, 12, 30), None], pa.date32()))
+    lake.put(lake_key(date(2020, 12, 30)), pa.concat_tables([good, bad]))
+
+    summary = load_daily(backend.settings, schema=backend.schema)
+
+    assert (summary.rows_read, summary.rows_rejected, summary.rows_staged) == (6, 2, 4)
+    assert_table_equals(backend, good)
+    (audit,) = backend.audit(DAILY_METRICS)
+    assert (audit["rows_rejected"], audit["status"]) == (2, "succeeded")
+
+
+DRIFTS = {
+    "missing column": (lambda t: t.drop_columns(["vwap"]), "column vwap is missing"),
+    "unexpected column": (
+        lambda t: t.append_column("exchange", pa.array(["XNAS"] * t.num_rows)),
+        "unexpected column exchange",
+    ),
+    "wrong type": (
+        lambda t: t.set_column(
+            t.schema.get_field_index("daily_volume"),
+            "daily_volume",
+            t.column("daily_volume").cast(pa.float64()),
+        ),
+        "column daily_volume has type double, expected long",
+    ),
+}
+
+
+@pytest.mark.parametrize("drift", sorted(DRIFTS))
+def test_schema_drift_fails_naming_the_column_and_loads_nothing(
+    backend: Backend, lake: TestLake, drift: str
+) -> None:
+    before = daily_metrics("2020-12-28", "2020-12-28")
+    lake.put_daily(before)
+    load_daily(backend.settings, schema=backend.schema)
+    snapshot = canonical_rows(backend.rows(DAILY_METRICS))
+
+    change, message = DRIFTS[drift]
+    lake.put_daily(daily_metrics("2020-12-29", "2020-12-29"))
+    (bad_key,) = lake.put_daily(change(daily_metrics("2020-12-30", "2020-12-30")))
+    with pytest.raises(LoadError) as failure:
+        load_daily(backend.settings, schema=backend.schema)
+
+    assert message in str(failure.value)
+    assert bad_key in str(failure.value)
+    assert canonical_rows(backend.rows(DAILY_METRICS)) == snapshot
+    audits = backend.audit(DAILY_METRICS)
+    assert [a["status"] for a in audits] == ["succeeded", "failed"]
+    assert message in audits[-1]["error"]
+    assert audits[-1]["rows_inserted"] == 0
+    # A failed load is retried by the next incremental run once the file is fixed.
+    lake.put_daily(daily_metrics("2020-12-30", "2020-12-30"))
+    retry = load_daily(backend.settings, schema=backend.schema)
+    assert retry.partitions == ["date=2020-12-29", "date=2020-12-30"]
+
+
+def test_failure_inside_the_transaction_leaves_the_table_unchanged(
+    backend: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = daily_metrics("2020-12-28", "2020-12-29")
+    lake.put_daily(source)
+    load_daily(backend.settings, schema=backend.schema)
+    snapshot = canonical_rows(backend.rows(DAILY_METRICS))
+    lake.put_daily(with_close(daily_metrics("2020-12-29", "2020-12-31"), "AAPL", 3.0))
+
+    # Fail after the MERGE ran, while writing the success audit row.
+    if backend.kind == "postgres":
+        from loaders.postgres_backend import PostgresWarehouse as Warehouse
+    else:
+        from loaders.snowflake_backend import SnowflakeWarehouse as Warehouse
+    original = Warehouse._insert_audit
+
+    def failing(self, audit):
+        if audit.status == "succeeded":
+            raise RuntimeError("audit table unavailable")
+        return original(self, audit)
+
+    monkeypatch.setattr(Warehouse, "_insert_audit", failing)
+    with pytest.raises(LoadError, match="audit table unavailable"):
+        load_daily(backend.settings, schema=backend.schema)
+
+    assert canonical_rows(backend.rows(DAILY_METRICS)) == snapshot
+    audits = backend.audit(DAILY_METRICS)
+    assert [a["status"] for a in audits] == ["succeeded", "failed"]
+    assert "audit table unavailable" in audits[-1]["error"]
+    assert audits[-1]["rows_staged"] == 12
+
+
+def test_realtime_windows_of_both_sizes_load(backend: Backend, lake: TestLake) -> None:
+    windows = window_metrics("2019-05-20")
+    keys = lake.put_windows(windows)
+    assert len(keys) == 2
+
+    summary = load_realtime(backend.settings, schema=backend.schema)
+
+    assert summary.partitions == ["window=15m/date=2019-05-20", "window=1h/date=2019-05-20"]
+    assert summary.rows_inserted == windows.num_rows
+    assert_table_equals(backend, windows, REALTIME_WINDOW_METRICS)
+    again = load_realtime(backend.settings, full_refresh=True, schema=backend.schema)
+    assert (again.rows_inserted, again.rows_updated) == (0, 0)
+
+
+def test_migrations_are_idempotent_and_match_the_definitions(backend: Backend) -> None:
+    with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
+        assert warehouse.migrate() == [1]
+        assert warehouse.migrate() == []
+        for table in MANAGED_TABLES:
+            assert list(warehouse.table_columns(table)) == list(table.column_names)
