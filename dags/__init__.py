@@ -1,0 +1,1 @@
+"""Airflow DAGs: wiring only; the work lives in the stage packages."""

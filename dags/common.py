@@ -1,0 +1,114 @@
+"""What both DAGs share: default task arguments, the failure callback, small glue.
+
+Cheap to import (no stage, Spark or pandas import at parse time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+from infra.airflow_env import S3_CONN_ID, SPARK_CONN_ID
+from stocklake.settings import PROJECT_ROOT, Settings, get_settings
+
+log = logging.getLogger("stocklake.dags")
+
+__all__ = [
+    "DEFAULT_ARGS",
+    "S3_CONN_ID",
+    "SPARK_CONN_ID",
+    "lake_bucket",
+    "log_summary",
+    "settings",
+    "spark_cluster",
+    "summary_of",
+]
+
+
+def on_task_failure(context: dict[str, Any]) -> None:
+    """Say which stage failed and why, in one line that is easy to find in the log."""
+    ti = context.get("task_instance") or context.get("ti")
+    error = context.get("exception")
+    stage = getattr(ti, "task_id", "?")
+    run = getattr(context.get("dag_run"), "run_id", "?")
+    log.error(
+        "stocklake stage %r failed in %s (try %s): %s: %s",
+        stage,
+        run,
+        getattr(ti, "try_number", "?"),
+        type(error).__name__ if error else "unknown",
+        error,
+    )
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "stocklake",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=5),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": on_task_failure,
+}
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return get_settings()
+
+
+def lake_bucket() -> str:
+    return settings().lake_bucket
+
+
+def spark_cluster() -> bool:
+    """Submit Spark jobs to a cluster (SparkSubmitOperator) instead of running in-process."""
+    return settings().spark_master.startswith("spark://")
+
+
+def stocklake_entrypoint() -> str:
+    """The script spark-submit runs on the cluster: the `stocklake` command line."""
+    return str(PROJECT_ROOT / "cli" / "__main__.py")
+
+
+def summary_of(result: Any) -> dict[str, Any]:
+    """A stage's summary as a JSON-safe dict for XCom."""
+    for method in ("as_dict", "to_dict"):
+        if hasattr(result, method):
+            data = getattr(result, method)()
+            break
+    else:
+        data = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+    return _json_safe(data)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def log_summary(dag_id: str, hops: dict[str, Any]) -> None:
+    lines = [f"{dag_id} completed:"]
+    for hop, summary in hops.items():
+        if summary is None:
+            lines.append(f"  {hop:<15} (no result)")
+            continue
+        if isinstance(summary, dict):
+            shown = ", ".join(
+                f"{k}={v}"
+                for k, v in summary.items()
+                if not isinstance(v, dict | list)
+                or k in ("quarantined", "dates", "partitions_written", "failures")
+            )
+        else:
+            shown = str(summary)
+        lines.append(f"  {hop:<15} {shown}")
+    log.info("\n".join(lines))

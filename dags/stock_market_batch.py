@@ -1,0 +1,197 @@
+"""stock_market_batch: one trading day of bars, from the source to the warehouse.
+
+produce -> land -> wait for the raw partition -> Spark daily metrics ->
+check the processed partition -> load the warehouse -> data checks -> summary.
+
+Every date comes from the run's data interval: a run scheduled at 22:00 UTC
+on day D covers [D-1 22:00, D 22:00), i.e. trading date D. Wiring only: the
+work lives in the stage packages, imported inside the tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from dags.common import DEFAULT_ARGS, S3_CONN_ID, lake_bucket, settings, spark_cluster, summary_of
+
+
+@dag(
+    dag_id="stock_market_batch",
+    description="Historical bars -> Kafka -> raw zone -> Spark daily metrics -> warehouse",
+    schedule=CronDataIntervalTimetable("0 22 * * 1-5", timezone="UTC"),
+    start_date=datetime(2019, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    render_template_as_native_obj=True,
+    tags=["stocklake", "batch"],
+    params={
+        "source": Param("csv", enum=["csv", "yfinance", "synthetic"], description="Bar source"),
+        "symbols": Param(
+            [], type="array", description="Symbols; empty means the source's default set"
+        ),
+        "interval": Param("1d", enum=["1d", "1h", "5m", "1m"], description="Bar interval"),
+    },
+)
+def stock_market_batch() -> None:
+    @task(execution_timeout=timedelta(minutes=10))
+    def produce_bars(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+        """Send the interval's bars to Kafka; skip the run on a day without bars."""
+        from airflow.exceptions import AirflowSkipException
+
+        from ingestion.producer import produce_historical
+        from stocklake import lake
+        from stocklake.schemas import trade_dates_in
+
+        dates = trade_dates_in(data_interval_start, data_interval_end)
+        if not dates:
+            raise AirflowSkipException(
+                f"no trading date in [{data_interval_start}, {data_interval_end})"
+            )
+        summary = produce_historical(
+            settings(),
+            source=params["source"],
+            symbols=params["symbols"] or None,
+            start=dates[0],
+            end=dates[-1] + timedelta(days=1),
+            interval=params["interval"],
+        )
+        if summary.records == 0:
+            raise AirflowSkipException(
+                f"{params['source']} has no {params['interval']} bars for "
+                f"{', '.join(map(str, dates))} (a market holiday?): nothing to do"
+            )
+        return {
+            "dates": [d.isoformat() for d in dates],
+            "first_date": dates[0].isoformat(),
+            "last_date": dates[-1].isoformat(),
+            "raw_key_patterns": [f"{lake.raw_historical_prefix(d)}*" for d in dates],
+            "produced": summary.records,
+        }
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def land_bars() -> dict:
+        """Land everything waiting on the topic (bounded: stops when idle)."""
+        from streaming.landing import land
+
+        result = land(settings(), "historical", until_idle=5.0, handle_signals=False)
+        return summary_of(result)
+
+    from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+    wait_for_raw = S3KeySensor(
+        task_id="wait_for_raw_partition",
+        aws_conn_id=S3_CONN_ID,
+        bucket_name=lake_bucket(),
+        bucket_key="{{ ti.xcom_pull(task_ids='produce_bars')['raw_key_patterns'] }}",
+        wildcard_match=True,
+        poke_interval=5,
+        timeout=600,
+        mode="poke",
+        execution_timeout=timedelta(minutes=11),
+    )
+
+    if spark_cluster():
+        from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+        from dags.common import SPARK_CONN_ID, stocklake_entrypoint
+
+        daily_metrics = SparkSubmitOperator(
+            task_id="daily_metrics",
+            conn_id=SPARK_CONN_ID,
+            application=stocklake_entrypoint(),
+            application_args=[
+                "spark",
+                "daily",
+                "--start",
+                "{{ ti.xcom_pull(task_ids='produce_bars')['first_date'] }}",
+                "--end",
+                "{{ ti.xcom_pull(task_ids='produce_bars')['last_date'] }}",
+            ],
+            execution_timeout=timedelta(minutes=30),
+        )
+    else:
+
+        @task(task_id="daily_metrics", execution_timeout=timedelta(minutes=30))
+        def daily_metrics_local(produced: dict) -> dict:
+            """Spark daily metrics for the interval's dates (in-process, local mode)."""
+            from datetime import date
+
+            from spark_jobs.daily import run_daily
+
+            result = run_daily(
+                settings(),
+                start=date.fromisoformat(produced["first_date"]),
+                end=date.fromisoformat(produced["last_date"]),
+            )
+            return summary_of(result)
+
+        daily_metrics = None
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def check_processed_partition(produced: dict) -> dict:
+        """Every requested date has a processed partition with rows."""
+        from loaders.checks import processed_daily_counts
+
+        counts = processed_daily_counts(settings(), produced["dates"])
+        empty = [day for day, rows in counts.items() if rows == 0]
+        if empty:
+            raise ValueError(f"processed/historical has no rows for {', '.join(empty)}")
+        return counts
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def load_warehouse(produced: dict) -> dict:
+        """MERGE the interval's processed partitions into daily_metrics."""
+        from datetime import date
+
+        from loaders.load import load_daily
+
+        result = load_daily(
+            settings(),
+            start=date.fromisoformat(produced["first_date"]),
+            end=date.fromisoformat(produced["last_date"]),
+        )
+        return summary_of(result)
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def data_checks(produced: dict) -> dict:
+        """Counts agree hop to hop, keys are unique, OHLC and volume are sane."""
+        from loaders.checks import check_daily
+
+        report = check_daily(settings(), produced["dates"])
+        report.raise_if_failed()
+        return report.as_dict()
+
+    @task
+    def completion_summary(ti=None) -> None:
+        """One readable block in the task log: what each hop did."""
+        from dags.common import log_summary
+
+        hops = {
+            "produce": "produce_bars",
+            "land": "land_bars",
+            "spark daily": "daily_metrics",
+            "processed rows": "check_processed_partition",
+            "load": "load_warehouse",
+            "checks": "data_checks",
+        }
+        log_summary(
+            "stock_market_batch",
+            {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()},
+        )
+
+    produced = produce_bars()
+    landed = land_bars()
+    if daily_metrics is None:
+        daily_metrics = daily_metrics_local(produced)
+    checked = check_processed_partition(produced)
+    loaded = load_warehouse(produced)
+    checks = data_checks(produced)
+    produced >> landed >> wait_for_raw >> daily_metrics >> checked >> loaded >> checks
+    checks >> completion_summary()
+
+
+stock_market_batch()

@@ -1,0 +1,95 @@
+"""stock_market_realtime: simulated ticks through the streaming window job to the warehouse.
+
+simulate ticks -> land them -> Structured Streaming (available-now) ->
+load window metrics -> summary. Every 15 minutes and on demand. The
+simulated session day and the seed come from the run's data interval, so a
+re-run of a run replays the same ticks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from dags.common import DEFAULT_ARGS, settings, summary_of
+
+
+@dag(
+    dag_id="stock_market_realtime",
+    description="Simulated ticks -> Kafka -> raw zone -> 15m/1h windows -> warehouse",
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["stocklake", "realtime"],
+    params={
+        "symbols": Param([], type="array", description="Symbols; empty means the default set"),
+        "duration_seconds": Param(60, type="integer", minimum=1, description="Wall seconds"),
+        "rate": Param(100, type="integer", minimum=1, description="Ticks per wall second"),
+        "clock": Param("accelerated", enum=["accelerated", "live"]),
+    },
+)
+def stock_market_realtime() -> None:
+    @task(execution_timeout=timedelta(minutes=15))
+    def simulate_ticks(data_interval_end=None, params=None) -> dict:
+        """Send a simulated session's ticks for the interval's day to Kafka."""
+        from ingestion.market_hours import most_recent_weekday
+        from ingestion.producer import plan_realtime, produce_realtime
+        from ingestion.yahoo import DEFAULT_SYMBOLS
+
+        accelerated = params["clock"] == "accelerated"
+        plan = plan_realtime(
+            params["symbols"] or list(DEFAULT_SYMBOLS),
+            rate=params["rate"],
+            duration=float(params["duration_seconds"]),
+            seed=int(data_interval_end.timestamp()) % 2**31,
+            clock=params["clock"],
+            # The interval's day (last weekday): a re-run replays the same session.
+            session_date=most_recent_weekday(data_interval_end.date()) if accelerated else None,
+        )
+        return summary_of(produce_realtime(settings(), plan))
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def land_ticks() -> dict:
+        """Land everything waiting on the tick topic (bounded: stops when idle)."""
+        from streaming.landing import land
+
+        return summary_of(land(settings(), "realtime", until_idle=5.0, handle_signals=False))
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def window_metrics() -> dict:
+        """15-minute and 1-hour sliding windows over what landed (trigger: available now)."""
+        from spark_jobs.stream import run_stream
+
+        return summary_of(run_stream(settings(), available_now=True))
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def load_window_metrics() -> dict:
+        """MERGE new window partitions into realtime_window_metrics (incremental)."""
+        from loaders.load import load_realtime
+
+        return summary_of(load_realtime(settings()))
+
+    @task
+    def completion_summary(ti=None) -> None:
+        from dags.common import log_summary
+
+        hops = {
+            "simulate": "simulate_ticks",
+            "land": "land_ticks",
+            "windows": "window_metrics",
+            "load": "load_window_metrics",
+        }
+        log_summary(
+            "stock_market_realtime",
+            {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()},
+        )
+
+    loaded = load_window_metrics()
+    simulate_ticks() >> land_ticks() >> window_metrics() >> loaded >> completion_summary()
+
+
+stock_market_realtime()
