@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import StrEnum
@@ -25,7 +25,6 @@ from rich.table import Table
 from ingestion.csv_source import CsvError, parse_column_mapping
 from ingestion.market_hours import DateRangeError
 from ingestion.producer import (
-    HistoricalBatch,
     ProduceError,
     ProduceSummary,
     plan_realtime,
@@ -104,28 +103,48 @@ def _errors_exit() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """(set_total, advance) callbacks backed by a rich progress bar on stderr."""
-    if not enabled:
-        yield (lambda _total: None), (lambda _n: None)
-        return
-    bar = Progress(
-        TextColumn("[bold]sending"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
-    task = bar.add_task("send", total=None)
-    with bar:
-        yield (
-            lambda total: bar.update(task, total=total),
-            lambda n: bar.advance(task, n),
+class _ProgressBar:
+    """A rich progress bar on stderr that appears only once the total is known.
+
+    Collection errors (bad CSV, unknown symbol) then print without an empty bar.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.task = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled or self.bar is not None:
+            return
+        self.bar = Progress(
+            TextColumn("[bold]sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
         )
+        self.task = self.bar.add_task("send", total=total)
+        self.bar.start()
+
+    def advance(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, count)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[_ProgressBar]:
+    bar = _ProgressBar(enabled)
+    try:
+        yield bar
+    finally:
+        bar.stop()
 
 
 def _print_summary(summary: ProduceSummary, as_json: bool) -> None:
@@ -211,14 +230,14 @@ def historical(
     AAPL,MSFT,GOOGL,AMZN,META,TSLA,NVDA over the last month.
     """
     settings = get_settings()
-    with _errors_exit(), _progress(not as_json) as (set_total, advance):
+    with _errors_exit(), _progress(not as_json) as bar:
         summary = produce_historical(
             settings,
             source=source.value,
             topic=topic,
             compression=compression.value,
-            progress=advance,
-            on_collected=lambda batch: set_total(len(batch.bars)),
+            progress=bar.advance,
+            on_collected=lambda batch: bar.start(len(batch.bars)),
             symbols=_symbols(symbols),
             start=_day(start),
             end=_day(end),
@@ -287,12 +306,9 @@ def realtime(
             drift=drift,
             volatility=volatility,
         )
-        with _progress(not as_json) as (set_total, advance):
-            set_total(plan.count or 0)
+        with _progress(not as_json) as bar:
+            bar.start(plan.count or 0)
             summary = produce_realtime(
-                settings, plan, topic=topic, compression=compression.value, progress=advance
+                settings, plan, topic=topic, compression=compression.value, progress=bar.advance
             )
     _print_summary(summary, as_json)
-
-
-__all__ = ["HistoricalBatch", "app"]

@@ -30,10 +30,12 @@ from stocklake.settings import Settings
 HistoricalSource = Literal["yfinance", "csv", "synthetic"]
 Compression = Literal["none", "gzip"]
 Progress = Callable[[int], None]
-# How many sends may wait for acknowledgement before the producer blocks.
 LINGER_MS = 20
 BATCH_BYTES = 256 * 1024
+# How long a send may wait for the broker's metadata before giving up.
 METADATA_WAIT_MS = 15_000
+# How long to wait for the first broker to answer at all (kafka-python's default is 30 s).
+BOOTSTRAP_WAIT_MS = 10_000
 
 
 class ProduceError(RuntimeError):
@@ -85,10 +87,15 @@ class ProduceSummary:
         }
 
 
-def make_producer(settings: Settings, compression: Compression = "none") -> Any:
+def make_producer(
+    settings: Settings,
+    compression: Compression = "none",
+    max_block_ms: int = METADATA_WAIT_MS,
+    bootstrap_timeout_ms: int = BOOTSTRAP_WAIT_MS,
+) -> Any:
     """A kafka-python producer for the configured brokers; a clear error if none answers."""
     from kafka import KafkaProducer
-    from kafka.errors import NoBrokersAvailable
+    from kafka.errors import KafkaError
 
     try:
         return KafkaProducer(
@@ -100,12 +107,13 @@ def make_producer(settings: Settings, compression: Compression = "none") -> Any:
             linger_ms=LINGER_MS,
             batch_size=BATCH_BYTES,
             compression_type=None if compression == "none" else compression,
-            max_block_ms=METADATA_WAIT_MS,
+            max_block_ms=max_block_ms,
+            bootstrap_timeout_ms=bootstrap_timeout_ms,
             retries=5,
         )
-    except NoBrokersAvailable:
+    except KafkaError as error:
         raise ProduceError(
-            f"no Kafka broker answers at {settings.kafka_bootstrap_servers}; "
+            f"no Kafka broker answers at {settings.kafka_bootstrap_servers} ({error}); "
             "start the local stack with `stocklake up` or set KAFKA_BOOTSTRAP_SERVERS"
         ) from None
 
@@ -132,7 +140,7 @@ def send_records(
     errors: list[BaseException] = []
     started = time.perf_counter()
 
-    def delivered(metadata: Any, symbol: str, size: int) -> None:
+    def delivered(symbol: str, size: int, metadata: Any) -> None:
         summary.records += 1
         summary.bytes += size
         summary.per_symbol[symbol] += 1

@@ -102,11 +102,24 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _http_status(error: BaseException) -> int | None:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 def _is_network_error(error: BaseException) -> bool:
-    """Worth retrying: connection, DNS, timeout (curl_cffi/requests errors are OSErrors)."""
+    """Worth retrying: connection, DNS, timeout, 429 and 5xx (curl_cffi errors are OSErrors).
+
+    An HTTP 4xx answer (say 404 for an unknown symbol) is Yahoo's verdict, not a glitch.
+    """
     from yfinance.exceptions import YFRateLimitError
 
-    return isinstance(error, OSError | TimeoutError | YFRateLimitError)
+    if isinstance(error, YFRateLimitError):
+        return True
+    status = _http_status(error)
+    if status is not None and 400 <= status < 500:
+        return status == 429
+    return isinstance(error, OSError | TimeoutError)
 
 
 @contextlib.contextmanager
@@ -178,6 +191,11 @@ def fetch_history(
                 continue
             if isinstance(error, YFException):
                 raise YahooError(symbol, f"Yahoo has no data: {_yahoo_reason(error)}") from None
+            status = _http_status(error)
+            if status is not None:
+                raise YahooError(
+                    symbol, f"Yahoo answered HTTP {status}: unknown or delisted symbol?"
+                ) from None
             raise
         return frame_to_bars(symbol, frame, interval, ingested_at)
 

@@ -1,0 +1,219 @@
+"""Producing to the local broker and reading it back; plus the CLI's error paths.
+
+Each service test sends to its own uniquely named topic, deleted afterwards,
+so parallel runs and the pipeline's configured topics are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from ingestion.producer import (
+    ProduceError,
+    make_producer,
+    produce_historical,
+    produce_ticks,
+)
+from stocklake.schemas import HistoricalBar, RealtimeTick, parse_record
+from stocklake.settings import Settings, load_settings
+
+PARTITIONS = 3
+
+
+@pytest.fixture
+def topic(stack: Settings) -> Iterator[str]:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    name = f"test.ingestion.{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(
+        bootstrap_servers=stack.kafka_bootstrap_servers, client_id="test-ingestion"
+    )
+    admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    try:
+        yield name
+    finally:
+        try:
+            admin.delete_topics([name])
+        except Exception as error:  # the broker is in-memory; a leftover topic is harmless
+            print(f"could not delete {name}: {error!r}")
+        admin.close()
+
+
+def _read_all(settings: Settings, topic: str, expected: int) -> list:
+    """Read the topic from the start until `expected` records came, then briefly for extras.
+
+    Tansu 0.6's end offsets lag behind acknowledged writes, so they cannot say
+    when to stop: the expected count (from the producer's summary) does.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list = []
+        deadline = time.monotonic() + 20
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        for batch in consumer.poll(timeout_ms=300).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def _check_keys_and_partitions(messages, kind: str) -> dict[str, list]:
+    """Key = symbol, one partition per symbol, valid contract; records per symbol in order."""
+    by_symbol: dict[str, list] = defaultdict(list)
+    partition_of: dict[str, int] = {}
+    for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
+        record = parse_record(kind, message.value)
+        assert message.key == record.symbol.encode()
+        assert partition_of.setdefault(record.symbol, message.partition) == message.partition
+        by_symbol[record.symbol].append(record)
+    return by_symbol
+
+
+@pytest.mark.services
+def test_ticks_roundtrip_keyed_and_ordered(stack: Settings, topic: str):
+    summary = produce_ticks(
+        stack,
+        600,
+        symbols=["AAPL", "MSFT", "NVDA", "ZZZ"],
+        seed=11,
+        topic=topic,
+        session_date=date(2024, 3, 8),
+    )
+    assert (summary.records, summary.failed) == (600, 0)
+    messages = _read_all(stack, topic, 600)
+    assert len(messages) == 600
+    by_symbol = _check_keys_and_partitions(messages, "realtime")
+    assert sum(summary.per_symbol.values()) == 600
+    for symbol, ticks in by_symbol.items():
+        assert all(isinstance(t, RealtimeTick) for t in ticks)
+        assert [t.sequence for t in ticks] == list(range(1, len(ticks) + 1)), symbol
+        assert summary.per_symbol[symbol] == len(ticks)
+        times = [t.event_time for t in ticks]
+        assert times == sorted(times)
+
+
+@pytest.mark.services
+def test_bundled_csv_roundtrip_with_gzip(stack: Settings, topic: str):
+    summary = produce_historical(
+        stack,
+        source="csv",
+        topic=topic,
+        compression="gzip",
+        symbols=["AAPL", "META"],
+        start=date(2020, 10, 1),
+        end=date(2020, 11, 1),
+    )
+    # October 2020 had 22 trading days; META's file misses the 23rd.
+    assert summary.per_symbol == {"AAPL": 22, "META": 21}
+    assert summary.gaps == {"META": [date(2020, 10, 23)]}
+    messages = _read_all(stack, topic, 43)
+    assert len(messages) == 43
+    by_symbol = _check_keys_and_partitions(messages, "historical")
+    for bars in by_symbol.values():
+        assert all(isinstance(b, HistoricalBar) and b.source == "csv" for b in bars)
+        assert [b.ts for b in bars] == sorted(b.ts for b in bars)
+    assert len(by_symbol["META"]) == 21
+
+
+@pytest.mark.services
+def test_cli_realtime_json_summary(stack: Settings, topic: str):
+    result = CliRunner().invoke(
+        app,
+        [
+            "produce",
+            "realtime",
+            "--symbols",
+            "AAPL,TSLA",
+            "--rate",
+            "0",
+            "--count",
+            "200",
+            "--seed",
+            "5",
+            "--topic",
+            topic,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["records"] == 200 and summary["failed"] == 0
+    assert set(summary["per_symbol"]) == {"AAPL", "TSLA"}
+    assert len(_read_all(stack, topic, 200)) == 200
+
+
+@pytest.mark.services
+def test_missing_topic_is_a_clear_error(stack: Settings):
+    from ingestion.producer import ProduceSummary, send_records
+    from ingestion.simulator import accelerated_start, simulate_ticks
+
+    producer = make_producer(stack, max_block_ms=1500)
+    ticks = simulate_ticks(["AAPL"], start=accelerated_start(date(2024, 3, 8)), count=3)
+    name = f"test.ingestion.absent.{uuid.uuid4().hex[:8]}"
+    try:
+        try:
+            send_records(producer, name, ticks, ProduceSummary(topic=name, source="simulator"))
+        except ProduceError as error:
+            assert name in str(error)
+        else:
+            # Brokers that create topics on first use accept it; then the data must be there.
+            assert len(_read_all(stack, name, 3)) == 3
+    finally:
+        producer.close(timeout=5)
+
+
+def test_no_broker_is_a_clear_error():
+    settings = load_settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
+    with pytest.raises(ProduceError, match=r"no Kafka broker answers at 127\.0\.0\.1:9"):
+        make_producer(settings, max_block_ms=500, bootstrap_timeout_ms=500)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "csv", "--symbols", "MSFT"], "no bundled 1d CSV for MSFT"),
+        (
+            [
+                "--source",
+                "csv",
+                "--symbols",
+                "AAPL",
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-02-01",
+            ],
+            "none in [2024-01-01, 2024-02-01)",
+        ),
+        (["--source", "csv", "--interval", "5m"], "no bundled CSV has 5m bars"),
+        (["--source", "synthetic", "--period", "5d", "--start", "2024-01-01"], "not both"),
+        (["--source", "yfinance", "--symbols", "NOSUCH", "--period", "5d"], "NOSUCH: "),
+        (["--source", "csv", "--file", "/nonexistent.csv", "--symbol", "X"], "cannot open"),
+    ],
+)
+def test_cli_errors_exit_non_zero_with_a_message(yahoo_replay, args, message):
+    # Every case fails while collecting, before any broker is contacted.
+    result = CliRunner().invoke(app, ["produce", "historical", *args])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
