@@ -81,24 +81,21 @@ class Backend:
         return [dict(zip([c.lower() for c in columns], row, strict=True)) for row in rows]
 
 
-@pytest.fixture(params=["postgres", "snowflake"])
-def backend(
-    request: pytest.FixtureRequest, lake: TestLake, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Backend]:
+def _postgres(lake: TestLake) -> Iterator[Backend]:
     schema = f"loaders_{uuid.uuid4().hex[:12]}"
-    if request.param == "postgres":
-        settings = load_settings(LAKE_BUCKET=lake.bucket, WAREHOUSE="postgres")
-        try:
-            yield Backend("postgres", settings, schema)
-        finally:
-            with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-                conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-                )
-        return
+    settings = load_settings(LAKE_BUCKET=lake.bucket, WAREHOUSE="postgres")
+    try:
+        yield Backend("postgres", settings, schema)
+    finally:
+        with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _snowflake(lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     import fakesnow
 
     _fix_fakesnow_temp_table_comment(monkeypatch)
+    schema = f"loaders_{uuid.uuid4().hex[:12]}"
     settings = load_settings(
         LAKE_BUCKET=lake.bucket,
         WAREHOUSE="snowflake",
@@ -111,3 +108,20 @@ def backend(
     # A fresh in-memory DuckDB per test: nothing to clean up afterwards.
     with fakesnow.patch():
         yield Backend("snowflake", settings, schema)
+
+
+@pytest.fixture(params=["postgres", "snowflake"])
+def backend(
+    request: pytest.FixtureRequest, lake: TestLake, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
+    """Each warehouse in turn: PostgreSQL in a schema of its own, Snowflake via fakesnow."""
+    if request.param == "postgres":
+        yield from _postgres(lake)
+    else:
+        yield from _snowflake(lake, monkeypatch)
+
+
+@pytest.fixture
+def postgres(lake: TestLake) -> Iterator[Backend]:
+    """The real local PostgreSQL, in a schema of its own."""
+    yield from _postgres(lake)

@@ -1,0 +1,68 @@
+"""`stocklake load daily|realtime` and `stocklake sql` on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from stocklake.settings import get_settings
+from tests.loaders.conftest import Backend
+from tests.loaders.data import TestLake, daily_metrics, window_metrics
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def cli(postgres: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("LAKE_BUCKET", lake.bucket)
+    monkeypatch.setenv("WAREHOUSE", "postgres")
+    monkeypatch.setenv("WAREHOUSE_SCHEMA", postgres.schema)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_load_prints_a_summary_and_sql_shows_the_rows(cli: CliRunner, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-30", "2020-12-31"))
+
+    loaded = cli.invoke(app, ["load", "daily", "--date", "2020-12-31"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "daily_metrics" in loaded.output and "inserted" in loaded.output
+
+    as_json = cli.invoke(app, ["load", "daily", "--json"])
+    summary = json.loads(as_json.output)
+    assert (summary["partitions"], summary["rows_inserted"]) == (["date=2020-12-30"], 4)
+
+    query = "SELECT symbol, daily_close FROM daily_metrics WHERE trade_date = '2020-12-31'"
+    rows = json.loads(cli.invoke(app, ["sql", query + " ORDER BY symbol", "--json"]).output)
+    assert {"symbol": "AAPL", "daily_close": 132.69000244140625} in rows
+    printed = cli.invoke(app, ["sql", "SELECT status, rows_inserted FROM load_audit"])
+    assert printed.exit_code == 0 and "succeeded" in printed.output
+
+    nothing = cli.invoke(app, ["load", "daily"])
+    assert nothing.exit_code == 0 and "nothing to load" in nothing.output
+
+
+def test_realtime_load_and_full_refresh(cli: CliRunner, lake: TestLake) -> None:
+    lake.put_windows(window_metrics("2019-05-20"))
+    first = json.loads(cli.invoke(app, ["load", "realtime", "--json"]).output)
+    again = json.loads(cli.invoke(app, ["load", "realtime", "--full-refresh", "--json"]).output)
+    assert first["rows_inserted"] > 0
+    assert (again["mode"], again["rows_inserted"], again["rows_unchanged"]) == (
+        "full-refresh",
+        0,
+        first["rows_inserted"],
+    )
+
+
+def test_bad_input_exits_non_zero_with_a_reason(cli: CliRunner, lake: TestLake) -> None:
+    both = cli.invoke(app, ["load", "daily", "--date", "2020-12-31", "--start", "2020-12-01"])
+    assert both.exit_code != 0 and "not both" in both.output
+    backwards = cli.invoke(app, ["load", "daily", "--start", "2020-12-31", "--end", "2020-12-01"])
+    assert backwards.exit_code != 0 and "after" in backwards.output
+    bad_sql = cli.invoke(app, ["sql", "SELECT * FROM no_such_table"])
+    assert bad_sql.exit_code == 1 and "no_such_table" in bad_sql.output
