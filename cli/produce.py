@@ -218,6 +218,14 @@ def historical(
     ] = None,
     drift: DriftOption = None,
     volatility: VolatilityOption = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Skip symbols with no bar in the range (a holiday) instead of failing; "
+            "unknown symbols and bad files still fail.",
+        ),
+    ] = False,
     topic: TopicOption = None,
     compression: CompressionOption = CompressionChoice.none,
     as_json: JsonOption = False,
@@ -251,6 +259,7 @@ def historical(
             time_format=time_format,
             drift=drift,
             volatility=volatility,
+            allow_empty=allow_empty,
         )
     _print_summary(summary, as_json)
 

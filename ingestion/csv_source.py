@@ -73,6 +73,10 @@ class CsvError(ValueError):
     """A CSV problem; the message names the file, the line and the column."""
 
 
+class CsvNoBars(CsvError):
+    """A good file with no bar for the symbol in the asked range."""
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
     """Which CSV header holds each bar field (`None`: the field is absent)."""
@@ -377,7 +381,7 @@ def load_bundled(
             ingested_at=ingested_at,
         )
         if not result.bars:
-            raise CsvError(
+            raise CsvNoBars(
                 f"{bundled.path} has {bundled.symbol} {interval} bars from {result.first_date} "
                 f"to {result.last_date}, none in {days}; pick dates inside that span"
             )

@@ -228,11 +228,17 @@ def collect_historical(
     time_format: str | None = None,
     drift: float | None = None,
     volatility: float | None = None,
+    allow_empty: bool = False,
     today: date | None = None,
     yahoo_history: yahoo.HistoryFetcher | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> HistoricalBatch:
-    """Read and validate every bar first, so nothing is sent unless all of it is good."""
+    """Read and validate every bar first, so nothing is sent unless all of it is good.
+
+    A symbol with no bar in the range is an error, unless `allow_empty`
+    (scheduled runs: a market holiday): then it is skipped with a note. An
+    unknown symbol or a bad file is an error either way.
+    """
     from pathlib import Path
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -250,26 +256,40 @@ def collect_historical(
         bars: list[HistoricalBar] = []
         wanted = symbols or list(yahoo.DEFAULT_SYMBOLS)
         kwargs = {"history": yahoo_history} if yahoo_history else {}
+        notes: list[str] = []
         for sym in wanted:
-            bars.extend(
-                yahoo.fetch_history(
-                    sym,
-                    interval,
-                    days=yahoo_days,
-                    period=period,
-                    ingested_at=ingested_at,
-                    sleep=sleep,
-                    **kwargs,
+            try:
+                bars.extend(
+                    yahoo.fetch_history(
+                        sym,
+                        interval,
+                        days=yahoo_days,
+                        period=period,
+                        ingested_at=ingested_at,
+                        sleep=sleep,
+                        **kwargs,
+                    )
                 )
-            )
-        return HistoricalBatch(bars)
+            except yahoo.YahooNoBars as error:
+                if not allow_empty:
+                    raise
+                notes.append(f"skipped {error}")
+        return HistoricalBatch(bars, notes=notes)
 
     days = resolve_range(start, end, period, today)
     if source == "csv":
         if file is None:
             if symbol is not None or columns:
                 raise ProduceError("--symbol and --columns apply to --file; add --file PATH")
-            results = csv_source.load_bundled(symbols, interval, days, ingested_at)
+            results = []
+            skipped = []
+            for one in csv_source.bundled_files_for(symbols, interval):
+                try:
+                    results += csv_source.load_bundled([one.symbol], interval, days, ingested_at)
+                except csv_source.CsvNoBars as error:
+                    if not allow_empty:
+                        raise
+                    skipped.append(f"skipped {error}")
         else:
             try:
                 zone = ZoneInfo(tz)
@@ -286,8 +306,9 @@ def collect_historical(
                 symbols=symbols,
                 ingested_at=ingested_at,
             )
-            if not result.bars:
-                raise ProduceError(
+            skipped = []
+            if not result.bars and not allow_empty:
+                raise csv_source.CsvNoBars(
                     f"{file}: {result.rows_read} rows from {result.first_date} to "
                     f"{result.last_date}, none for {', '.join(symbols or ['any symbol'])} "
                     f"in {days}"
@@ -296,7 +317,7 @@ def collect_historical(
                 result.gaps = csv_source.find_gaps(result.bars, csv_source.bundled_trading_days())
             results = [result]
         gaps: dict[str, list[date]] = {}
-        notes = []
+        notes = list(skipped)
         for result in results:
             gaps.update(result.gaps)
             notes.append(
@@ -321,7 +342,7 @@ def collect_historical(
                 wanted, days, interval, seed=seed, ingested_at=ingested_at, **gbm_args
             )
         )
-        if not bars:
+        if not bars and not allow_empty:
             raise ProduceError(f"{days} holds no weekday: no synthetic bars to produce")
         return HistoricalBatch(bars, notes=[f"seed {seed}, weekdays in {days}"])
 
@@ -349,6 +370,9 @@ def produce_historical(
         on_collected(batch)
     target = topic or settings.topic_historical
     summary = ProduceSummary(topic=target, source=source, gaps=batch.gaps, notes=batch.notes)
+    if not batch.bars:
+        summary.notes.append("no bars in the range: nothing sent")
+        return summary
     return _produce(
         settings,
         target,

@@ -36,6 +36,10 @@ class YahooError(RuntimeError):
         self.symbol = symbol
 
 
+class YahooNoBars(YahooError):
+    """Yahoo knows the symbol but has no bar in the range (a holiday, a weekend)."""
+
+
 def frame_to_bars(
     symbol: str, frame: pd.DataFrame, interval: str, ingested_at: datetime
 ) -> list[HistoricalBar]:
@@ -46,7 +50,7 @@ def frame_to_bars(
     (halted or not yet traded) are skipped; a partly missing row is an error.
     """
     if frame.empty:
-        raise YahooError(symbol, "Yahoo returned no rows")
+        raise YahooNoBars(symbol, "Yahoo returned no rows")
     missing = [name for name in ("Open", "High", "Low", "Close", "Volume") if name not in frame]
     if missing:
         raise YahooError(symbol, f"Yahoo's frame has no {', '.join(missing)} column")
@@ -84,7 +88,7 @@ def frame_to_bars(
         except (ValueError, ValidationError) as error:
             raise YahooError(symbol, f"bad row at {stamp.isoformat()}: {error}") from None
     if not bars:
-        raise YahooError(symbol, "Yahoo returned only empty (NaN) rows")
+        raise YahooNoBars(symbol, "Yahoo returned only empty (NaN) rows")
     return bars
 
 
@@ -170,7 +174,7 @@ def fetch_history(
     at once. `history` and `sleep` are parameters so tests can replay
     recorded answers without the network or the waiting.
     """
-    from yfinance.exceptions import YFException
+    from yfinance.exceptions import YFException, YFPricesMissingError
 
     attempt = 0
     while True:
@@ -189,6 +193,9 @@ def fetch_history(
                 log.warning("%s: %s; retry %d/%d in %.1fs", symbol, error, attempt, retries, delay)
                 sleep(delay)
                 continue
+            if isinstance(error, YFPricesMissingError):
+                # The symbol has a time zone (so Yahoo knows it) but no bar in the range.
+                raise YahooNoBars(symbol, f"Yahoo has no data: {_yahoo_reason(error)}") from None
             if isinstance(error, YFException):
                 raise YahooError(symbol, f"Yahoo has no data: {_yahoo_reason(error)}") from None
             status = _http_status(error)

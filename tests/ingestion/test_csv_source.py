@@ -189,3 +189,22 @@ def test_time_parsing_rules():
     assert parse_volume("148158800.0") == 148158800
     with pytest.raises(ValueError):
         parse_volume("1e400")
+
+
+def test_a_holiday_is_an_error_unless_empty_is_allowed():
+    from ingestion.csv_source import CsvNoBars
+    from ingestion.producer import collect_historical
+
+    christmas = {"start": date(2020, 12, 25), "end": date(2020, 12, 26)}
+    with pytest.raises(CsvNoBars, match=r"apple.csv has AAPL 1d bars .* none in \[2020-12-25"):
+        collect_historical("csv", symbols=["AAPL"], **christmas)
+    batch = collect_historical("csv", symbols=["AAPL", "META"], allow_empty=True, **christmas)
+    assert batch.bars == []
+    assert [note.split(" has ")[0] for note in batch.notes] == [
+        f"skipped {BUNDLED_FILES[0].path}",
+        f"skipped {BUNDLED_FILES[3].path}",
+    ]
+    # One symbol's missing day is skipped, the others' bars still go.
+    gap_day = {"start": date(2020, 10, 23), "end": date(2020, 10, 24)}
+    batch = collect_historical("csv", symbols=["AAPL", "META"], allow_empty=True, **gap_day)
+    assert [bar.symbol for bar in batch.bars] == ["AAPL"]

@@ -165,3 +165,24 @@ def test_collect_stops_at_the_first_bad_symbol(yahoo_replay):
             end=LAST_WEEK_2020.end,
             sleep=lambda _s: None,
         )
+
+
+def test_allow_empty_skips_a_symbol_without_bars_but_not_an_unknown_one(yahoo_replay):
+    batch = collect_historical(
+        "yfinance",
+        symbols=["AAPL", "WEEKEND"],
+        start=LAST_WEEK_2020.start,
+        end=LAST_WEEK_2020.end,
+        allow_empty=True,
+    )
+    assert {bar.symbol for bar in batch.bars} == {"AAPL"}
+    assert batch.notes == [batch.notes[0]] and batch.notes[0].startswith("skipped WEEKEND:")
+    with pytest.raises(yahoo.YahooError, match=r"^NOSUCH: "):
+        collect_historical(
+            "yfinance",
+            symbols=["NOSUCH"],
+            start=LAST_WEEK_2020.start,
+            end=LAST_WEEK_2020.end,
+            allow_empty=True,
+            sleep=lambda _s: None,
+        )
