@@ -1,0 +1,268 @@
+"""Pure bookkeeping of a landing batch: where each record goes, what a flush writes.
+
+A batch holds the records of one topic-partition read since its last flush.
+Good records are grouped by the raw folder of their UTC event time (day for
+bars, hour for ticks); bad ones by the quarantine folder of the flush day.
+Each group becomes one object named by the first and last offset it holds.
+The two small JSON markers of the exactly-once protocol (see
+`streaming.landing`) are built and read here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stocklake import lake
+from stocklake.schemas import QuarantineRecord, RecordKind, format_ts
+from streaming.errors import LandingError
+from streaming.validation import Accepted, Rejected
+
+
+@dataclass(slots=True)
+class _Group:
+    first_offset: int
+    last_offset: int
+    parts: list[bytes]
+
+
+@dataclass(slots=True)
+class _Bad:
+    offset: int
+    raw: bytes | None
+    rejected: Rejected
+
+
+class PartitionBatch:
+    """Records of one topic-partition since its last flush."""
+
+    def __init__(self, kind: RecordKind, topic: str, partition: int) -> None:
+        self.kind = kind
+        self.topic = topic
+        self.partition = partition
+        self.first_offset: int | None = None
+        self.last_offset: int | None = None
+        self.records = 0
+        self.bytes = 0
+        self._groups: dict[str, _Group] = {}
+        self._bad: list[_Bad] = []
+        self._folders: dict[tuple[int, ...], str] = {}
+        # The lineage columns, written once; only the offset differs per line.
+        lineage = f',"_topic":{json.dumps(topic)},"_partition":{partition},"_offset":'
+        self._lineage = lineage.encode()
+
+    def __len__(self) -> int:
+        return self.records
+
+    def _note(self, offset: int, size: int) -> None:
+        if self.last_offset is not None and offset <= self.last_offset:
+            raise LandingError(
+                f"{self.topic}[{self.partition}]: offset {offset} arrived after "
+                f"{self.last_offset}; offsets must increase within a partition"
+            )
+        if self.first_offset is None:
+            self.first_offset = offset
+        self.last_offset = offset
+        self.records += 1
+        self.bytes += size
+
+    def add(self, offset: int, raw: bytes | None, verdict: Accepted | Rejected) -> None:
+        """Buffer one consumed record under its destination."""
+        self._note(offset, len(raw) if raw else 0)
+        if isinstance(verdict, Rejected):
+            self._bad.append(_Bad(offset, raw, verdict))
+            return
+        folder = self._folder(verdict.event_time)
+        # body[:-1] drops the closing brace; the lineage columns and the brace follow.
+        part = verdict.body[:-1] + self._lineage + str(offset).encode()
+        group = self._groups.get(folder)
+        if group is None:
+            self._groups[folder] = _Group(offset, offset, [part])
+        else:
+            group.last_offset = offset
+            group.parts.append(part)
+
+    def _folder(self, event_time: datetime) -> str:
+        # Folder strings are cached per day/hour: building them per record is the hot path.
+        if self.kind == "realtime":
+            bucket_key: tuple[int, ...] = (
+                event_time.year,
+                event_time.month,
+                event_time.day,
+                event_time.hour,
+            )
+        else:
+            bucket_key = (event_time.year, event_time.month, event_time.day)
+        folder = self._folders.get(bucket_key)
+        if folder is None:
+            if self.kind == "realtime":
+                folder = lake.raw_realtime_prefix(event_time)
+            else:
+                folder = lake.raw_historical_prefix(event_time.date())
+            self._folders[bucket_key] = folder
+        return folder
+
+    def plan(self, *, landed_at: datetime) -> PartitionFlush:
+        """The objects this batch becomes (deterministic names: same records, same keys)."""
+        if self.first_offset is None or self.last_offset is None:
+            raise ValueError(f"{self.topic}[{self.partition}]: nothing to flush")
+        tail = f',"_landed_at":"{format_ts(landed_at)}"}}\n'.encode()
+        objects: list[ObjectWrite] = []
+        for folder, group in sorted(self._groups.items()):
+            offsets = lake.OffsetRange(
+                self.topic, self.partition, group.first_offset, group.last_offset
+            )
+            body = tail.join(group.parts) + tail
+            objects.append(
+                ObjectWrite(folder + offsets.object_name(), body, len(group.parts), "raw")
+            )
+        quarantined: Counter[str] = Counter()
+        if self._bad:
+            quarantined.update(bad.rejected.code for bad in self._bad)
+            objects.append(self._quarantine_object(landed_at))
+        landed = sum(len(group.parts) for group in self._groups.values())
+        return PartitionFlush(
+            kind=self.kind,
+            topic=self.topic,
+            partition=self.partition,
+            first_offset=self.first_offset,
+            last_offset=self.last_offset,
+            objects=tuple(objects),
+            landed=landed,
+            quarantined=quarantined,
+        )
+
+    def _quarantine_object(self, landed_at: datetime) -> ObjectWrite:
+        lines = [
+            QuarantineRecord(
+                reason=bad.rejected.reason,
+                # Undecodable bytes stay visible as \xNN escapes rather than being dropped.
+                raw=(bad.raw or b"").decode("utf-8", errors="backslashreplace"),
+                topic=self.topic,
+                partition=self.partition,
+                offset=bad.offset,
+                quarantined_at=landed_at,
+            ).to_json()
+            for bad in self._bad
+        ]
+        offsets = lake.OffsetRange(
+            self.topic, self.partition, self._bad[0].offset, self._bad[-1].offset
+        )
+        key = lake.quarantine_prefix(self.kind, landed_at.date()) + offsets.object_name()
+        return ObjectWrite(key, b"\n".join(lines) + b"\n", len(lines), "quarantine")
+
+
+@dataclass(frozen=True)
+class ObjectWrite:
+    key: str
+    body: bytes
+    records: int
+    zone: str
+
+
+@dataclass(frozen=True)
+class PartitionFlush:
+    """What one flush of one partition writes, and the offsets it covers (inclusive)."""
+
+    kind: RecordKind
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    objects: tuple[ObjectWrite, ...]
+    landed: int
+    quarantined: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def keys(self) -> list[str]:
+        return [obj.key for obj in self.objects]
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(obj.body) for obj in self.objects)
+
+
+# --- Markers: checkpoints/land-<kind>/<topic>/partition=<p>/{pending,committed}.json
+
+
+def marker_folder(kind: RecordKind, topic: str, partition: int) -> str:
+    return f"{lake.checkpoint_prefix(f'land-{kind}')}{topic}/partition={partition}/"
+
+
+def pending_key(kind: RecordKind, topic: str, partition: int) -> str:
+    return marker_folder(kind, topic, partition) + "pending.json"
+
+
+def committed_key(kind: RecordKind, topic: str, partition: int) -> str:
+    return marker_folder(kind, topic, partition) + "committed.json"
+
+
+def pending_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
+    """Written before a flush's objects: which keys it is about to create."""
+    return _dump(
+        {
+            "topic": flush.topic,
+            "partition": flush.partition,
+            "first_offset": flush.first_offset,
+            "last_offset": flush.last_offset,
+            "objects": flush.keys,
+            "written_at": format_ts(written_at),
+        }
+    )
+
+
+def committed_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
+    """Written after all of a flush's objects: the partition's last landed offset."""
+    return _dump(
+        {
+            "topic": flush.topic,
+            "partition": flush.partition,
+            "first_offset": flush.first_offset,
+            "last_offset": flush.last_offset,
+            "objects": flush.keys,
+            "landed": flush.landed,
+            "quarantined": sum(flush.quarantined.values()),
+            "written_at": format_ts(written_at),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Marker:
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    objects: tuple[str, ...]
+
+
+def read_marker(raw: bytes, *, key: str, topic: str, partition: int) -> Marker:
+    """Parse a marker; a corrupt or foreign one is an error naming its key."""
+    try:
+        data: Any = json.loads(raw)
+        marker = Marker(
+            topic=str(data["topic"]),
+            partition=int(data["partition"]),
+            first_offset=int(data["first_offset"]),
+            last_offset=int(data["last_offset"]),
+            objects=tuple(str(k) for k in data["objects"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise LandingError(
+            f"landing marker {key} is not readable ({error}); it is written only by "
+            "`stocklake land`: restore it, or delete the partition's landed objects "
+            "and the marker to re-land the partition from Kafka"
+        ) from None
+    if (marker.topic, marker.partition) != (topic, partition):
+        raise LandingError(
+            f"landing marker {key} is for {marker.topic}[{marker.partition}], "
+            f"not {topic}[{partition}]"
+        )
+    return marker
+
+
+def _dump(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()

@@ -1,0 +1,549 @@
+"""Landing consumers: one Kafka topic into the lake's raw zone, exactly once.
+
+The lake, not Kafka and not the consumer's memory, records what landed.
+
+Layout. Good records become JSON lines (the canonical wire record plus
+`_topic,_partition,_offset,_landed_at`) under the folder of their UTC event
+time: `raw/historical/year=/month=/day=/` for bars, `.../hour=HH/` for ticks.
+Bad records become `QuarantineRecord` lines under
+`quarantine/<kind>/year=/month=/day=/` (the day they were set aside). An
+object's name is `<topic>+<partition>+<first offset>+<last offset>.jsonl`
+for the records IN it, so one flush of a partition whose records span two
+hours writes two objects with interleaved ranges.
+
+Markers. Per topic-partition, under `checkpoints/land-<kind>/<topic>/partition=<p>/`:
+`pending.json` (the keys a flush is about to write) and `committed.json`
+(the last offset whose records are all durable in the lake).
+
+A flush, for every partition with buffered records, in this order:
+  1. put pending.json              (the intent: which keys, which offsets)
+  2. put every raw and quarantine object of the flush
+  3. put committed.json            (the flush is now part of the lake)
+  4. commit offset last+1 to the consumer group (for lag monitoring only)
+
+Recovery, whenever a partition is assigned (start-up or rebalance): read
+committed.json (last offset L, or none) and pending.json; if pending is ahead
+of L, its flush never completed: delete the objects it lists (they may or
+may not exist; deleting is idempotent). Then seek to L+1, or to the
+beginning of the partition when the lake has no marker. A kill -9 at any
+point therefore leaves either a whole flush (marker written) or none of it
+(objects removed at the next start, records re-read from Kafka), and every
+record is in the lake exactly once. Key names are deterministic in the
+records they hold, so no key is ever shared by two flushes.
+
+Ownership: partitions are flushed before they are given up in a rebalance.
+Two consumers writing the same partition at once (a member expelled while it
+was stuck in a long S3 retry) is not fenced; keep max_poll_interval above
+the retry budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from stocklake.schemas import RecordKind
+from stocklake.settings import Settings
+from streaming.batching import (
+    Marker,
+    PartitionBatch,
+    PartitionFlush,
+    committed_key,
+    committed_marker,
+    pending_key,
+    pending_marker,
+    read_marker,
+)
+from streaming.errors import LandingError
+from streaming.retry import RetryPolicy, call_with_retries
+from streaming.store import LakeStore
+from streaming.validation import check_record
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_RECORDS = 200_000
+DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_AGE = 30.0
+DEFAULT_MAX_FUTURE = timedelta(days=1)
+# Big fetches: kafka-python's per-request overhead dominates with small ones.
+_CONSUMER_TUNING: dict[str, Any] = {
+    "max_poll_records": 5000,
+    "max_partition_fetch_bytes": 8 * 1024 * 1024,
+    "fetch_max_bytes": 32 * 1024 * 1024,
+}
+_COMMIT_RETRY = RetryPolicy(attempts=3, first_delay=0.5, max_delay=2.0)
+# A fresh group member waits about half the session timeout to join on Tansu; heartbeats
+# come from kafka-python's own thread, so a short timeout is safe.
+_SESSION_TIMEOUT_MS = 10_000
+# How long a bounded run waits for its first partition assignment before calling it idle.
+_JOIN_GRACE = 30.0
+_UPLOAD_THREADS = 4
+
+Probe = Callable[[str], None]
+
+
+def default_group_id(kind: RecordKind) -> str:
+    return f"stocklake-land-{kind}"
+
+
+def default_topic(settings: Settings, kind: RecordKind) -> str:
+    return settings.topic_historical if kind == "historical" else settings.topic_realtime
+
+
+@dataclass
+class LandSummary:
+    """What one landing run did; `records_in == landed + quarantined` once flushed."""
+
+    kind: str
+    topic: str
+    group_id: str
+    bucket: str
+    records_in: int = 0
+    landed: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    objects_written: int = 0
+    bytes_written: int = 0
+    flushes: int = 0
+    seconds: float = 0.0
+    stopped_because: str = ""
+    resumed_from: dict[int, int | None] = field(default_factory=dict)
+    last_landed_offsets: dict[int, int] = field(default_factory=dict)
+    discarded_objects: int = 0
+    commit_failures: int = 0
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def rate(self) -> float:
+        """Records consumed per second of the run."""
+        return self.records_in / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "topic": self.topic,
+            "group_id": self.group_id,
+            "bucket": self.bucket,
+            "records_in": self.records_in,
+            "landed": self.landed,
+            "quarantined": self.quarantined_total,
+            "quarantined_by_reason": dict(sorted(self.quarantined.items())),
+            "objects_written": self.objects_written,
+            "bytes_written": self.bytes_written,
+            "flushes": self.flushes,
+            "seconds": round(self.seconds, 3),
+            "records_per_second": round(self.rate, 1),
+            "stopped_because": self.stopped_because,
+            "resumed_from": {str(p): o for p, o in sorted(self.resumed_from.items())},
+            "last_landed_offsets": {str(p): o for p, o in sorted(self.last_landed_offsets.items())},
+            "discarded_objects": self.discarded_objects,
+            "commit_failures": self.commit_failures,
+        }
+
+
+def land(
+    settings: Settings,
+    kind: RecordKind,
+    *,
+    topic: str | None = None,
+    group_id: str | None = None,
+    bucket: str | None = None,
+    until_idle: float | None = None,
+    max_records: int | None = None,
+    batch_records: int = DEFAULT_BATCH_RECORDS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_age: float = DEFAULT_BATCH_AGE,
+    max_future: timedelta = DEFAULT_MAX_FUTURE,
+    retry: RetryPolicy | None = None,
+    handle_signals: bool = True,
+    probe: Probe | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> LandSummary:
+    """Land a topic into the raw zone until idle, a record budget, or a signal.
+
+    Bounded when `until_idle` (seconds without new records) or `max_records`
+    is given; continuous otherwise. SIGTERM/SIGINT flush and return (when
+    called from the main thread). `probe` is called with the name of each
+    step of a flush (tests use it to crash at a chosen step).
+    """
+    if kind not in ("historical", "realtime"):
+        raise ValueError(f"kind must be 'historical' or 'realtime', not {kind!r}")
+    for name, value in (
+        ("batch_records", batch_records),
+        ("batch_bytes", batch_bytes),
+        ("batch_age", batch_age),
+    ):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if max_records is not None and max_records <= 0:
+        raise ValueError(f"max_records must be positive, got {max_records}")
+    if until_idle is not None and until_idle < 0:
+        raise ValueError(f"until_idle must be >= 0 seconds, got {until_idle}")
+    lander = _Lander(
+        settings,
+        kind,
+        topic=topic or default_topic(settings, kind),
+        group_id=group_id or default_group_id(kind),
+        bucket=bucket,
+        until_idle=until_idle,
+        max_records=max_records,
+        batch_records=batch_records,
+        batch_bytes=batch_bytes,
+        batch_age=batch_age,
+        max_future=max_future,
+        retry=retry or RetryPolicy(),
+        probe=probe,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    if not handle_signals or threading.current_thread() is not threading.main_thread():
+        return lander.run()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if lander.stop_reason is not None:
+            # A second signal: give up the flush; nothing uncommitted is lost.
+            raise KeyboardInterrupt
+        lander.stop_reason = f"signal {signal.Signals(signum).name}"
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    try:
+        return lander.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Lander(ConsumerRebalanceListener):
+    def __init__(
+        self,
+        settings: Settings,
+        kind: RecordKind,
+        *,
+        topic: str,
+        group_id: str,
+        bucket: str | None,
+        until_idle: float | None,
+        max_records: int | None,
+        batch_records: int,
+        batch_bytes: int,
+        batch_age: float,
+        max_future: timedelta,
+        retry: RetryPolicy,
+        probe: Probe | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.kind: RecordKind = kind
+        self.topic = topic
+        self.group_id = group_id
+        self.until_idle = until_idle
+        self.max_records = max_records
+        self.batch_records = batch_records
+        self.batch_bytes = batch_bytes
+        self.batch_age = batch_age
+        self.max_future = max_future
+        self.retry = retry
+        self.probe = probe or (lambda _step: None)
+        self.clock = clock
+        self.store = LakeStore(settings, bucket=bucket, policy=retry)
+        self.summary = LandSummary(kind, topic, group_id, self.store.bucket)
+        self.stop_reason: str | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._batches: dict[int, PartitionBatch] = {}
+        self._oldest: float | None = None
+        self._listener_error: BaseException | None = None
+        self._last_activity = 0.0
+        self._assigned_once = False
+
+    # --- run ---------------------------------------------------------------
+
+    def run(self) -> LandSummary:
+        started = time.monotonic()
+        self.store.check_bucket()
+        consumer = self._connect()
+        self._consumer = consumer
+        try:
+            if not consumer.partitions_for_topic(self.topic):
+                log.warning("topic %s has no partitions yet (does it exist?)", self.topic)
+            consumer.subscribe([self.topic], listener=self)
+            self._last_activity = time.monotonic()
+            self._loop()
+            self._flush()
+        except BaseException:
+            # Whatever is buffered was never committed: the next run reads it again.
+            consumer.close(autocommit=False, timeout_ms=2000)
+            self.summary.seconds = time.monotonic() - started
+            raise
+        consumer.close(autocommit=False)
+        self.summary.seconds = time.monotonic() - started
+        self.summary.stopped_because = self.stop_reason or ""
+        return self.summary
+
+    def _connect(self) -> KafkaConsumer:
+        servers = self.settings.kafka_bootstrap_servers
+        return call_with_retries(
+            lambda: KafkaConsumer(
+                bootstrap_servers=servers.split(","),
+                group_id=self.group_id,
+                client_id=f"{self.group_id}-consumer",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                bootstrap_timeout_ms=5000,
+                session_timeout_ms=_SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=_SESSION_TIMEOUT_MS // 4,
+                # Room for a flush that waits out an S3 outage within its retries.
+                max_poll_interval_ms=max(300_000, int(self.retry.total_wait * 4000)),
+                **_CONSUMER_TUNING,
+            ),
+            what=f"connecting to Kafka at {servers}",
+            policy=self.retry,
+            retryable=_is_transient_kafka_error,
+            hint="Is the broker up (`stocklake status`)?",
+        )
+
+    def _loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        kind, max_future = self.kind, self.max_future
+        summary = self.summary
+        stalls = 0
+        while self.stop_reason is None:
+            limit = _CONSUMER_TUNING["max_poll_records"]
+            if self.max_records is not None:
+                limit = min(limit, self.max_records - summary.records_in)
+            polled = consumer.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=limit)
+            if self._listener_error is not None:
+                raise self._listener_error
+            if polled:
+                now = self.clock()
+                for tp, messages in polled.items():
+                    batch = self._batches.get(tp.partition)
+                    if batch is None:
+                        batch = PartitionBatch(kind, self.topic, tp.partition)
+                        self._batches[tp.partition] = batch
+                    for message in messages:
+                        value = message.value
+                        batch.add(
+                            message.offset,
+                            value,
+                            check_record(kind, value, now=now, max_future=max_future),
+                        )
+                    summary.records_in += len(messages)
+                self._last_activity = time.monotonic()
+                if self._oldest is None:
+                    self._oldest = self._last_activity
+                self.probe("polled")
+            if self._due():
+                self._flush()
+            if self.max_records is not None and summary.records_in >= self.max_records:
+                self.stop_reason = "max-records"
+            elif self.until_idle is not None and self._idle_for() >= self._idle_limit():
+                if self._caught_up():
+                    self.stop_reason = "idle"
+                else:
+                    stalls += 1
+                    if stalls >= self.retry.attempts:
+                        raise LandingError(
+                            f"{self.topic}: records are waiting in Kafka but none arrived "
+                            f"in {stalls} idle periods of {self.until_idle} s"
+                        )
+                    self._last_activity = time.monotonic()
+
+    def _idle_limit(self) -> float:
+        assert self.until_idle is not None
+        return self.until_idle if self._assigned_once else self.until_idle + _JOIN_GRACE
+
+    def _idle_for(self) -> float:
+        return time.monotonic() - self._last_activity
+
+    def _poll_timeout(self) -> float:
+        timeout = 0.5
+        if self._oldest is not None:
+            timeout = min(timeout, self.batch_age - (time.monotonic() - self._oldest))
+        if self.until_idle is not None:
+            timeout = min(timeout, self._idle_limit() - self._idle_for())
+        return max(timeout, 0.0)
+
+    def _due(self) -> bool:
+        if self._oldest is None:
+            return False
+        if time.monotonic() - self._oldest >= self.batch_age:
+            return True
+        batches = self._batches.values()
+        return (
+            sum(b.records for b in batches) >= self.batch_records
+            or sum(b.bytes for b in batches) >= self.batch_bytes
+        )
+
+    def _caught_up(self) -> bool:
+        """At idle: is every assigned partition read to its end? Fails if the broker is gone."""
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return True
+        try:
+            ends = call_with_retries(
+                lambda: consumer.end_offsets(assigned, timeout_ms=5000),
+                what=f"reading the end offsets of {self.topic}",
+                policy=self.retry,
+                retryable=_is_transient_kafka_error,
+                hint="Is the broker up (`stocklake status`)? Rerun to resume.",
+            )
+        except LandingError:
+            # Keep what is already read: the lake is reachable even if Kafka is not.
+            self._flush()
+            raise
+        return all(consumer.position(tp, timeout_ms=5000) >= end for tp, end in ends.items())
+
+    # --- flush -------------------------------------------------------------
+
+    def _flush(self, partitions: set[int] | None = None) -> None:
+        batches = [
+            batch
+            for partition, batch in self._batches.items()
+            if batch.records and (partitions is None or partition in partitions)
+        ]
+        if not batches:
+            return
+        landed_at = self.clock()
+        flushes = [batch.plan(landed_at=landed_at) for batch in batches]
+        for flush in flushes:
+            self.store.put(
+                pending_key(self.kind, flush.topic, flush.partition),
+                pending_marker(flush, written_at=landed_at),
+            )
+        self.probe("pending-written")
+        objects = [obj for flush in flushes for obj in flush.objects]
+        with ThreadPoolExecutor(max_workers=_UPLOAD_THREADS) as pool:
+            for _ in pool.map(lambda obj: self.store.put(obj.key, obj.body), objects):
+                self.probe("object-written")
+        self.probe("objects-written")
+        for flush in flushes:
+            self.store.put(
+                committed_key(self.kind, flush.topic, flush.partition),
+                committed_marker(flush, written_at=landed_at),
+            )
+            self.probe("marker-written")
+        for flush in flushes:
+            del self._batches[flush.partition]
+            self._count(flush)
+        self._commit_offsets(flushes)
+        self.probe("offsets-committed")
+        if not self._batches:
+            self._oldest = None
+        log.info(
+            "flushed %d records of %d partitions into %d objects",
+            sum(f.landed + sum(f.quarantined.values()) for f in flushes),
+            len(flushes),
+            len(objects),
+        )
+
+    def _count(self, flush: PartitionFlush) -> None:
+        summary = self.summary
+        summary.landed += flush.landed
+        summary.quarantined.update(flush.quarantined)
+        summary.objects_written += len(flush.objects)
+        summary.bytes_written += flush.bytes
+        summary.flushes += 1
+        summary.last_landed_offsets[flush.partition] = flush.last_offset
+
+    def _commit_offsets(self, flushes: list[PartitionFlush]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        offsets = {
+            TopicPartition(self.topic, flush.partition): OffsetAndMetadata(
+                flush.last_offset + 1, "", -1
+            )
+            for flush in flushes
+        }
+        try:
+            call_with_retries(
+                lambda: consumer.commit(offsets, timeout_ms=5000),
+                what=f"committing offsets of {self.topic} for group {self.group_id}",
+                policy=_COMMIT_RETRY,
+                retryable=_is_transient_kafka_error,
+            )
+        except (LandingError, KafkaError) as error:
+            # The lake already holds the truth; the group offset only feeds lag monitoring.
+            self.summary.commit_failures += 1
+            log.warning("offset commit failed, the lake markers stay authoritative: %s", error)
+
+    # --- rebalance ---------------------------------------------------------
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked if tp.topic == self.topic}
+        try:
+            self._flush(partitions)
+        except BaseException as error:
+            self._listener_error = error
+        finally:
+            # Whatever could not be flushed is re-read by the partition's next owner.
+            for partition in partitions:
+                self._batches.pop(partition, None)
+            if not self._batches:
+                self._oldest = None
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            for tp in sorted(assigned):
+                resume_at = self._recover(tp.partition)
+                if resume_at is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, resume_at)
+        except BaseException as error:
+            self._listener_error = error
+        self._assigned_once = True
+        self._last_activity = time.monotonic()
+
+    def _recover(self, partition: int) -> int | None:
+        """Undo an unfinished flush of the partition; the offset to resume from (None: start)."""
+        ckey = committed_key(self.kind, self.topic, partition)
+        pkey = pending_key(self.kind, self.topic, partition)
+        committed = self._read_marker(ckey, partition)
+        pending = self._read_marker(pkey, partition)
+        if pending is not None and (
+            committed is None or pending.last_offset > committed.last_offset
+        ):
+            log.warning(
+                "%s[%d]: removing %d objects of an unfinished flush (offsets %d-%d)",
+                self.topic,
+                partition,
+                len(pending.objects),
+                pending.first_offset,
+                pending.last_offset,
+            )
+            self.store.delete(list(pending.objects))
+            self.summary.discarded_objects += len(pending.objects)
+        resume_at = None if committed is None else committed.last_offset + 1
+        self.summary.resumed_from[partition] = resume_at
+        return resume_at
+
+    def _read_marker(self, key: str, partition: int) -> Marker | None:
+        raw = self.store.get(key)
+        if raw is None:
+            return None
+        return read_marker(raw, key=key, topic=self.topic, partition=partition)
+
+
+def _is_transient_kafka_error(error: Exception) -> bool:
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))

@@ -1,0 +1,159 @@
+"""The landing gate: one Kafka value in, a landed line body or a quarantine reason out.
+
+Pure: no I/O, the clock is a parameter. Validation is the wire contract of
+`stocklake.schemas` applied strictly to JSON (a number sent as a string, a
+bool for an int, a float for an int are wrong types here), plus the checks a
+landing zone needs: the schema version must be present and known, and the
+event time may not lie far in the future.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError, field_serializer
+
+from stocklake.schemas import HistoricalBar, RealtimeTick, RecordKind, format_ts
+
+
+class _LandedBar(HistoricalBar):
+    """HistoricalBar, serialised with the wire's one timestamp form."""
+
+    @field_serializer("ts", "ingested_at", when_used="json")
+    def _ts(self, value: datetime) -> str:
+        return format_ts(value)
+
+
+class _LandedTick(RealtimeTick):
+    """RealtimeTick, serialised with the wire's one timestamp form."""
+
+    @field_serializer("event_time", when_used="json")
+    def _ts(self, value: datetime) -> str:
+        return format_ts(value)
+
+
+_MODELS: dict[str, type[_LandedBar] | type[_LandedTick]] = {
+    "historical": _LandedBar,
+    "realtime": _LandedTick,
+}
+
+PRICE_FIELDS = frozenset({"open", "high", "low", "close", "adj_close", "price"})
+VOLUME_FIELDS = frozenset({"volume", "size"})
+
+# Reason codes, most fundamental first: a record gets the first that applies.
+REASONS = (
+    "empty_value",
+    "not_json",
+    "not_an_object",
+    "unknown_schema_version",
+    "missing_field",
+    "extra_field",
+    "wrong_type",
+    "non_finite_price",
+    "non_positive_price",
+    "negative_volume",
+    "high_below_low",
+    "ohlc_inconsistent",
+    "invalid_value",
+    "future_event_time",
+)
+_RANK = {reason: rank for rank, reason in enumerate(REASONS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A good record: its canonical JSON and the UTC time that places it in the lake."""
+
+    body: bytes
+    event_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A bad record: a reason code (for counting) and a detail naming the fields."""
+
+    code: str
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def check_record(
+    kind: RecordKind,
+    value: bytes | None,
+    *,
+    now: datetime,
+    max_future: timedelta,
+) -> Accepted | Rejected:
+    """Validate one Kafka value against the wire contract of `kind`."""
+    if not value:
+        return Rejected("empty_value", "the Kafka message has no value")
+    model = _MODELS[kind]
+    try:
+        record = model.model_validate_json(value, strict=True)
+    except ValidationError as error:
+        return _explain(error.errors(include_url=False))
+    if "schema_version" not in record.model_fields_set:
+        return Rejected("missing_field", "schema_version: Field required")
+    event_time = record.event_time
+    if event_time > now + max_future:
+        return Rejected(
+            "future_event_time",
+            f"event time {format_ts(event_time)} is more than {max_future} "
+            f"after the landing clock {format_ts(now)}",
+        )
+    return Accepted(record.model_dump_json().encode(), event_time)
+
+
+def _explain(errors: Iterable[dict[str, Any]]) -> Rejected:
+    problems: list[tuple[str, str]] = []
+    for problem in errors:
+        where = ".".join(str(part) for part in problem["loc"]) or "record"
+        problems.append((_classify(problem), f"{where}: {problem['msg']}"))
+    code = min((code for code, _ in problems), key=_RANK.__getitem__)
+    return Rejected(code, "; ".join(detail for _, detail in problems))
+
+
+def _classify(problem: dict[str, Any]) -> str:
+    kind = problem["type"]
+    loc = problem["loc"]
+    field = str(loc[0]) if loc else ""
+    value = problem.get("input")
+    if kind == "json_invalid" or (kind == "json_type" and not loc):
+        return "not_json"
+    if kind in ("model_type", "model_attributes_type") and not loc:
+        return "not_an_object"
+    if field == "schema_version" and kind != "missing":
+        return "unknown_schema_version"
+    if kind == "missing":
+        return "missing_field"
+    if kind == "extra_forbidden":
+        return "extra_field"
+    if field in PRICE_FIELDS:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "non_finite_price"
+        if kind == "value_error" and "finite" in problem["msg"]:
+            return "non_finite_price"
+        if kind == "greater_than":
+            return "non_positive_price"
+    if field in VOLUME_FIELDS and kind == "greater_than_equal":
+        return "negative_volume"
+    if not loc and kind == "value_error" and "OHLC" in problem["msg"]:
+        return "high_below_low" if _high_below_low(value) else "ohlc_inconsistent"
+    if kind.endswith(("_type", "_parsing")) or kind == "literal_error":
+        return "wrong_type"
+    return "invalid_value"
+
+
+def _high_below_low(value: Any) -> bool:
+    # The model-level error's input is the decoded JSON object (numbers may be ints).
+    fields = value if isinstance(value, dict) else {}
+    high, low = fields.get("high"), fields.get("low")
+    numbers = (int, float)
+    return isinstance(high, numbers) and isinstance(low, numbers) and high < low
