@@ -61,6 +61,7 @@ def _load_module(name: str, path: Path) -> ModuleType:
 
 
 image_tools = _load_module("stocklake_image_tools", DOCKER / "image_tools.py")
+airflow_launch = _load_module("stocklake_airflow_launch", DOCKER / "airflow" / "launch.py")
 make_env = _load_module("stocklake_make_env", DOCKER / "make_env.py")
 
 
@@ -343,20 +344,24 @@ def test_missing_secret_stops_compose_with_its_name() -> None:
         interpolate(compose_raw(), env)
 
 
-def test_settings_object_accepts_the_stack_environment(monkeypatch, tmp_path) -> None:
-    """Inside the stack the same settings load, with service names as addresses."""
-    environment = services()["airflow-scheduler"]["environment"]
+@pytest.fixture
+def inside_the_stack(monkeypatch, tmp_path) -> dict[str, str]:
+    """This process's environment as an Airflow container of the stack gets it."""
+    environment = {k: str(v) for k, v in services()["airflow-scheduler"]["environment"].items()}
     for name in list(os.environ):
         if name.upper() in settings_variables():
             monkeypatch.delenv(name)
     for name, value in environment.items():
-        monkeypatch.setenv(name, str(value))
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("STOCKLAKE_HOME", str(tmp_path))  # no .env files: env vars only
     get_settings.cache_clear()
-    try:
-        settings = load_settings()
-    finally:
-        get_settings.cache_clear()
+    yield environment
+    get_settings.cache_clear()
+
+
+def test_settings_object_accepts_the_stack_environment(inside_the_stack) -> None:
+    """Inside the stack the same settings load, with service names as addresses."""
+    settings = load_settings()
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.s3_endpoint_url == "http://minio:9000"
     assert settings.spark_master == "spark://spark-master:7077"
@@ -494,6 +499,42 @@ def test_airflow_metadata_db_uses_psycopg3_and_its_own_role() -> None:
     assert postgres_env["STOCKLAKE_AIRFLOW_DB_USER"] == env["AIRFLOW_DB_USER"]
     assert postgres_env["STOCKLAKE_WAREHOUSE_DB_USER"] == env["WAREHOUSE_DB_USER"]
     assert env["AIRFLOW_DB_USER"] != env["WAREHOUSE_DB_USER"]
+
+
+def test_airflow_containers_get_the_dags_connections(inside_the_stack, monkeypatch) -> None:
+    for name in [n for n in os.environ if n.startswith("AIRFLOW_CONN_")]:
+        monkeypatch.delenv(name)
+    executed = []
+    monkeypatch.setattr(airflow_launch.os, "execv", lambda *args: executed.append(args))
+    airflow_launch.main(["scheduler"])
+    path, argv = executed[0]
+    assert (path, argv) == (
+        "/usr/bin/dumb-init",
+        ["/usr/bin/dumb-init", "--", "/entrypoint", "scheduler"],
+    )
+    spark = json.loads(os.environ["AIRFLOW_CONN_STOCKLAKE_SPARK"])
+    assert (spark["host"], spark["port"]) == ("spark://spark-master", 7077)
+    s3 = json.loads(os.environ["AIRFLOW_CONN_STOCKLAKE_S3"])
+    assert s3["extra"]["endpoint_url"] == "http://minio:9000"
+    assert s3["login"] == stack_env()["S3_ACCESS_KEY"]
+    postgres = json.loads(os.environ["AIRFLOW_CONN_STOCKLAKE_POSTGRES"])
+    assert (postgres["host"], postgres["login"]) == ("postgres", stack_env()["WAREHOUSE_DB_USER"])
+    assert services()["airflow-scheduler"]["entrypoint"][-1].endswith("airflow/launch.py")
+
+
+def test_airflow_launch_names_a_bad_setting(inside_the_stack, monkeypatch) -> None:
+    monkeypatch.setenv("POSTGRES_PORT", "not-a-port")
+    monkeypatch.setattr(airflow_launch.os, "execv", lambda *args: pytest.fail("must not start"))
+    with pytest.raises(SystemExit, match="POSTGRES_PORT"):
+        airflow_launch.main(["scheduler"])
+
+
+def test_dags_package_is_importable_in_the_containers() -> None:
+    environment = services()["airflow-scheduler"]["environment"]
+    assert (
+        f"./dags:{environment['PYTHONPATH']}/dags:ro" in services()["airflow-scheduler"]["volumes"]
+    )
+    assert (ROOT / "dags" / "__init__.py").is_file()
 
 
 def test_airflow_components_and_dags() -> None:
