@@ -6,6 +6,7 @@ so parallel runs and the pipeline's configured topics are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -29,23 +30,38 @@ from stocklake.settings import Settings, load_settings
 PARTITIONS = 3
 
 
-@pytest.fixture
-def topic(stack: Settings) -> Iterator[str]:
-    from kafka.admin import KafkaAdminClient, NewTopic
+def _delete_topic(admin, name: str) -> None:
+    """Delete until really gone: Tansu re-creates a topic that a closing client still asks about."""
+    from kafka.errors import UnknownTopicOrPartitionError
 
-    name = f"test.ingestion.{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(
+    for _attempt in range(10):
+        with contextlib.suppress(UnknownTopicOrPartitionError):
+            admin.delete_topics([name])
+        time.sleep(0.3)
+        if name not in admin.list_topics():
+            return
+    print(f"could not delete topic {name}")  # in-memory broker: a leftover topic is harmless
+
+
+@pytest.fixture
+def admin(stack: Settings) -> Iterator:
+    from kafka.admin import KafkaAdminClient
+
+    client = KafkaAdminClient(
         bootstrap_servers=stack.kafka_bootstrap_servers, client_id="test-ingestion"
     )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def topic(admin) -> Iterator[str]:
+    from kafka.admin import NewTopic
+
+    name = f"test.ingestion.{uuid.uuid4().hex[:12]}"
     admin.create_topics([NewTopic(name, PARTITIONS, 1)])
-    try:
-        yield name
-    finally:
-        try:
-            admin.delete_topics([name])
-        except Exception as error:  # the broker is in-memory; a leftover topic is harmless
-            print(f"could not delete {name}: {error!r}")
-        admin.close()
+    yield name
+    _delete_topic(admin, name)
 
 
 def _read_all(settings: Settings, topic: str, expected: int) -> list:
@@ -163,7 +179,7 @@ def test_cli_realtime_json_summary(stack: Settings, topic: str):
 
 
 @pytest.mark.services
-def test_missing_topic_is_a_clear_error(stack: Settings):
+def test_missing_topic_is_a_clear_error(stack: Settings, admin):
     from ingestion.producer import ProduceSummary, send_records
     from ingestion.simulator import accelerated_start, simulate_ticks
 
@@ -180,6 +196,8 @@ def test_missing_topic_is_a_clear_error(stack: Settings):
             assert len(_read_all(stack, name, 3)) == 3
     finally:
         producer.close(timeout=5)
+        if name in admin.list_topics():
+            _delete_topic(admin, name)
 
 
 def test_no_broker_is_a_clear_error():

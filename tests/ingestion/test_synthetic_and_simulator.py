@@ -134,11 +134,12 @@ def test_tick_sequences_count_per_symbol_from_one():
 
 
 def test_accelerated_clock_spacing_and_session_rollover():
-    spacing = tick_spacing(1000, "accelerated")
-    assert spacing == pytest.approx(0.39)
-    # One session is 23,400 s: at 1000 ticks/s of wall time it replays in ~60 s.
+    assert tick_spacing(1000, "accelerated") == pytest.approx(0.39)
+    # One session is 23,400 s: at any rate it replays in ~60 s of wall time.
+    rate = 100
+    spacing = tick_spacing(rate, "accelerated")
     per_session = round(23_400 / spacing)
-    assert per_session / 1000 == pytest.approx(60, abs=0.5)
+    assert per_session / rate == pytest.approx(60, abs=0.5)
     ticks = _ticks(per_session + 10, tick_seconds=spacing)
     gaps = {
         round((b.event_time - a.event_time).total_seconds(), 6)
@@ -148,7 +149,7 @@ def test_accelerated_clock_spacing_and_session_rollover():
     assert ticks[per_session - 1].event_time < datetime(2024, 3, 8, 21, 0, tzinfo=UTC)
     # After Friday's close the replay moves to Monday's open (DST: 13:30 UTC).
     assert ticks[per_session].event_time == datetime(2024, 3, 11, 13, 30, tzinfo=UTC)
-    assert gaps - {0.39} == {
+    assert gaps - {spacing} == {
         (
             datetime(2024, 3, 11, 13, 30, tzinfo=UTC) - ticks[per_session - 1].event_time
         ).total_seconds()
@@ -159,7 +160,7 @@ def test_accelerated_clock_spacing_and_session_rollover():
 
 
 def test_tick_sizes_are_u_shaped_over_the_session():
-    ticks = _ticks(60_000, tick_seconds=0.39)
+    ticks = _ticks(12_000, tick_seconds=1.95)  # one session
     first, middle, last = [], [], []
     for tick in ticks:
         fraction = session_fraction(tick.event_time)
