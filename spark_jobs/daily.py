@@ -2,13 +2,12 @@
 
     raw/historical/year=/month=/day=/*.jsonl  ->  processed/historical/date=YYYY-MM-DD/*.parquet
 
-The transforms (`latest_deliveries`, `finest_interval`, `daily_metrics`) are pure:
+The transforms (`mark_bars`, `usable_bars`, `daily_metrics`) are pure:
 DataFrame in, DataFrame out. `run_daily` does the I/O around them.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -74,8 +73,15 @@ def requested_dates(start: date, end: date) -> list[date]:
 # ---------------------------------------------------------------- pure transforms
 
 
-def latest_deliveries(bars: DataFrame) -> DataFrame:
-    """One row per (symbol, interval, ts): a re-delivered bar keeps its latest ingestion."""
+def mark_bars(bars: DataFrame) -> DataFrame:
+    """Raw bars with trade_date and three flags, nothing dropped yet (so all can be counted).
+
+    _invalid: a required column is null (a broken line);
+    _latest: the newest delivery of its (symbol, interval, ts) (re-deliveries are exact
+    repeats or corrections: the latest ingested_at wins, then the highest offset);
+    _finest: its interval is the finest present for its (symbol, trade_date) -- mixing a
+    daily bar with that day's minute bars would count the volume twice.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -84,11 +90,24 @@ def latest_deliveries(bars: DataFrame) -> DataFrame:
         F.col("_offset").desc_nulls_last(),
         F.col("_partition").desc_nulls_last(),
     )
+    day = Window.partitionBy("symbol", "trade_date")
+    rank = _interval_rank(F.col("interval"))
     return (
-        bars.withColumn("_delivery_rank", F.row_number().over(newest_first))
-        .where(F.col("_delivery_rank") == 1)
-        .drop("_delivery_rank")
+        bars_with_trade_date(bars)
+        .withColumn("_invalid", invalid_bar())
+        .withColumn("_latest", ~F.col("_invalid") & (F.row_number().over(newest_first) == 1))
+        .withColumn(
+            "_finest",
+            ~F.col("_invalid") & (rank == F.max(F.when(~F.col("_invalid"), rank)).over(day)),
+        )
     )
+
+
+def usable_bars(marked: DataFrame) -> DataFrame:
+    """The bars the metrics are computed from: valid, latest delivery, finest interval."""
+    from pyspark.sql import functions as F
+
+    return marked.where(F.col("_latest") & F.col("_finest")).drop("_invalid", "_latest", "_finest")
 
 
 def _interval_rank(column: Column) -> Column:
@@ -97,23 +116,6 @@ def _interval_rank(column: Column) -> Column:
     # INTERVALS runs coarse -> fine, so a higher position is a finer bar.
     ranks = [part for rank, name in enumerate(INTERVALS) for part in (F.lit(name), F.lit(rank))]
     return F.create_map(*ranks)[column]
-
-
-def finest_interval(bars: DataFrame) -> DataFrame:
-    """Per (symbol, trading date), only the bars of the finest interval present.
-
-    Mixing a daily bar with that day's minute bars would count the volume twice.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    day = Window.partitionBy("symbol", "trade_date")
-    return (
-        bars.withColumn("_rank", _interval_rank(F.col("interval")))
-        .withColumn("_finest", F.max("_rank").over(day))
-        .where(F.col("_rank") == F.col("_finest"))
-        .drop("_rank", "_finest")
-    )
 
 
 def daily_metrics(bars: DataFrame, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> DataFrame:
@@ -209,9 +211,6 @@ def raw_historical_dates(spark: SparkSession, settings: Settings) -> dict[date, 
     return found
 
 
-_FILE_IN_ERROR = re.compile(r"(s3a?://\S+?\.jsonl)")
-
-
 def read_raw_bars(spark: SparkSession, uris: list[str]) -> DataFrame:
     """Raw bar lines with the explicit contract schema; malformed JSON fails the read."""
     from pyspark.sql import functions as F
@@ -224,10 +223,25 @@ def read_raw_bars(spark: SparkSession, uris: list[str]) -> DataFrame:
     )
 
 
-def corrupt_file_from(error: Exception) -> str | None:
-    """The raw file named in a Spark read failure, if any."""
-    match = _FILE_IN_ERROR.search(str(error))
-    return match.group(1) if match else None
+def find_malformed_line(spark: SparkSession, uris: list[str]) -> tuple[str, str] | None:
+    """(file, line) of the first raw line that is not a valid bar record, if any.
+
+    Only run after a FAILFAST read failed: Spark's error names the record, not the file.
+    """
+    from pyspark.sql import functions as F
+
+    corrupt = "_corrupt_record"
+    rows = (
+        spark.read.schema(f"{spark_ddl(HISTORICAL_BAR_COLUMNS)}, `{corrupt}` STRING")
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", corrupt)
+        .json(uris)
+        .select(F.input_file_name().alias(SOURCE_FILE), corrupt, "_offset")
+        .where(F.col(corrupt).isNotNull())
+        .limit(1)
+        .collect()
+    )
+    return (rows[0][SOURCE_FILE], rows[0][corrupt]) if rows else None
 
 
 def write_daily_metrics(metrics: DataFrame, settings: Settings, full_refresh: bool) -> None:
@@ -266,8 +280,8 @@ def run_daily(
     CorruptInputError naming the file when a raw file cannot be read.
     """
     from py4j.protocol import Py4JJavaError
+    from pyspark import StorageLevel
     from pyspark.errors import PySparkException
-    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     from spark_jobs.session import build_spark
@@ -298,40 +312,40 @@ def run_daily(
     if not read_days:
         return _no_data(summary, wanted, on_empty, began)
 
-    raw_seen, deduped, kept = Observation("raw"), Observation("deduped"), Observation("kept")
-    bars = read_raw_bars(spark, [available[day] for day in read_days]).observe(
-        raw_seen,
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(invalid_bar().cast("long")).alias("invalid"),
-    )
-    bars = latest_deliveries(bars.where(~invalid_bar())).observe(
-        deduped, F.count(F.lit(1)).alias("rows")
-    )
-    bars = finest_interval(bars_with_trade_date(bars)).observe(
-        kept, F.count(F.lit(1)).alias("rows")
-    )
-    metrics = daily_metrics(bars, lookback_days).where(
-        F.col("trade_date").between(F.lit(wanted[0]), F.lit(wanted[-1]))
-    )
-    metrics = metrics.persist()
+    uris = [available[day] for day in read_days]
+    marked = mark_bars(read_raw_bars(spark, uris)).persist(StorageLevel.MEMORY_AND_DISK)
+    metrics = None
     try:
         try:
-            counts = {
-                row["trade_date"]: row["count"]
-                for row in metrics.groupBy("trade_date").count().collect()
-            }
+            # One pass over the raw files; everything after reads the cached rows.
+            stats = marked.agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.sum(F.col("_invalid").cast("long")).alias("invalid"),
+                F.sum(F.col("_latest").cast("long")).alias("latest"),
+                F.sum((F.col("_latest") & F.col("_finest")).cast("long")).alias("kept"),
+            ).first()
         except (Py4JJavaError, PySparkException) as error:
-            path = corrupt_file_from(error)
-            if path:
-                raise CorruptInputError(path, _first_line(error)) from None
-            raise
-        raw_counts = raw_seen.get
-        if raw_counts["invalid"] or 0:
-            _raise_invalid(spark, [available[day] for day in read_days])
-        summary.input_rows = int(raw_counts["rows"])
-        summary.duplicates_dropped = summary.input_rows - int(deduped.get["rows"])
-        summary.other_interval_bars = int(deduped.get["rows"]) - int(kept.get["rows"])
+            if "MALFORMED_RECORD" not in str(error) and "Malformed" not in str(error):
+                raise
+            found = find_malformed_line(spark, uris)
+            if found is None:
+                raise
+            path, line = found
+            raise CorruptInputError(path, f"not a valid bar record: {line[:200]!r}") from None
+        if stats["invalid"]:
+            _raise_invalid(marked)
+        summary.input_rows = int(stats["rows"])
+        summary.duplicates_dropped = summary.input_rows - int(stats["latest"] or 0)
+        summary.other_interval_bars = int(stats["latest"] or 0) - int(stats["kept"] or 0)
 
+        metrics = daily_metrics(usable_bars(marked), lookback_days).where(
+            F.col("trade_date").between(F.lit(wanted[0]), F.lit(wanted[-1]))
+        )
+        metrics = metrics.persist()
+        counts = {
+            row["trade_date"]: row["count"]
+            for row in metrics.groupBy("trade_date").count().collect()
+        }
         missing = [day for day in wanted if day not in counts]
         if full_refresh:
             missing = []
@@ -341,7 +355,9 @@ def run_daily(
         if written:
             write_daily_metrics(metrics, settings, full_refresh)
     finally:
-        metrics.unpersist()
+        if metrics is not None:
+            metrics.unpersist()
+        marked.unpersist()
     summary.dates_skipped = [day.isoformat() for day in missing]
     summary.dates_written = [day.isoformat() for day in written]
     summary.output_rows = int(sum(counts.values()))
@@ -358,26 +374,19 @@ def _no_data(summary: DailySummary, wanted: list[date], on_empty: OnEmpty, began
     return summary
 
 
-def _raise_invalid(spark: SparkSession, uris: list[str]) -> None:
-    bad = (
-        read_raw_bars(spark, uris)
-        .where(invalid_bar())
+def _raise_invalid(marked: DataFrame) -> None:
+    from pyspark.sql import functions as F
+
+    row = (
+        marked.where(F.col("_invalid"))
         .select(SOURCE_FILE, "_offset", *REQUIRED_BAR_COLUMNS)
         .limit(1)
-        .collect()
+        .collect()[0]
+        .asDict()
     )
-    row = bad[0].asDict()
     empty = [name for name in REQUIRED_BAR_COLUMNS if row[name] is None]
     raise CorruptInputError(
         row[SOURCE_FILE],
         f"line with _offset={row['_offset']} has no {', '.join(empty)} "
         f"(required: {', '.join(REQUIRED_BAR_COLUMNS)})",
     )
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error)
-    for line in text.splitlines():
-        if "Malformed" in line or "JSON" in line or "Exception" in line:
-            return line.strip()[:300]
-    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -124,6 +124,7 @@ def reference_daily_metrics(bars: list[HistoricalBar], lookback_days: int = 10) 
     grouped = frame.groupby(["symbol", "trade_date"], sort=True)
     out = pd.DataFrame(
         {
+            "interval": grouped["interval"].first(),
             "daily_open": grouped["open"].first(),
             "daily_high": grouped["high"].max(),
             "daily_low": grouped["low"].min(),
