@@ -298,6 +298,38 @@ def _unknown_top_level(doc: dict) -> None:
     doc["volumez"] = {}
 
 
+def _compose_cli() -> list[str] | None:
+    """`docker compose` (v2) when installed, else Debian's `docker-compose` (v1.29)."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    return ["docker-compose"] if shutil.which("docker-compose") else None
+
+
+@pytest.mark.skipif(_compose_cli() is None, reason="no docker compose CLI on this machine")
+def test_the_compose_cli_accepts_the_file(tmp_path) -> None:
+    """A second opinion from compose itself (`config` needs no engine)."""
+    cli = _compose_cli()
+    text = compose_text()
+    if cli == ["docker-compose"]:  # v1 predates the top-level `name`
+        text = text.replace("\nname: stocklake\n", "\n")
+    shutil.copytree(ROOT / "infra" / "docker", tmp_path / "infra" / "docker")
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "docker-compose.yml").write_text(text)
+    env = "\n".join(f"{k}={v}" for k, v in stack_env().items()) + "\n"
+    (tmp_path / ".env").write_text(env)
+    ok = subprocess.run([*cli, "config"], cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    resolved = yaml.safe_load(ok.stdout)["services"]
+    assert set(resolved) == set(services())
+    for service in resolved.values():  # v1 prints short port syntax, v2 the long one
+        assert all("127.0.0.1" in str(port) for port in service.get("ports", []))
+    (tmp_path / ".env").write_text(env.replace("AIRFLOW_FERNET_KEY=", "UNUSED="))
+    missing = subprocess.run([*cli, "config"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode != 0 and "set AIRFLOW_FERNET_KEY in .env" in missing.stderr
+
+
 @pytest.mark.parametrize(
     "break_it", [_unknown_service_key, _bad_interval_type, _bad_condition, _unknown_top_level]
 )
