@@ -199,7 +199,14 @@ def raw_historical_dates(spark: SparkSession, settings: Settings) -> dict[date, 
     root = lake.s3a_uri(settings.lake_bucket, lake.RAW_HISTORICAL)
     fs = hadoop_fs(spark, root)
     jvm = spark.sparkContext._jvm
-    statuses = fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{root}/year=*/month=*/day=*"))
+    try:
+        statuses = fs.globStatus(jvm.org.apache.hadoop.fs.Path(f"{root}/year=*/month=*/day=*"))
+    except Exception as error:  # py4j wraps every Java exception in one type
+        detail = str(error).strip().splitlines()
+        raise DailyJobError(
+            f"cannot list {root} (is LAKE_BUCKET right and the S3 endpoint up?): "
+            + next((line for line in detail if "Exception" in line), detail[0] if detail else "")
+        ) from None
     found: dict[date, str] = {}
     for status in statuses or []:
         if not status.isDirectory():

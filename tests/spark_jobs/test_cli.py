@@ -1,0 +1,61 @@
+"""`stocklake spark ...` as a user runs it: a separate process, exit codes, summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from tests.spark_jobs.rawdata import fb_minute_bars, put_raw_historical
+
+
+def test_option_mistakes_exit_before_spark_starts() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["spark", "stream"])
+    assert result.exit_code == 2
+    assert "exactly one of --available-now or --processing-time" in result.output
+    result = runner.invoke(app, ["spark", "daily"])
+    assert result.exit_code == 2
+    assert "--full-refresh" in result.output
+    result = runner.invoke(app, ["spark", "daily", "--date", "2019-05-20", "--start", "2019-05-20"])
+    assert result.exit_code == 2
+
+
+def _stocklake(settings, *args: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        LAKE_BUCKET=settings.lake_bucket,
+        S3_ENDPOINT_URL=settings.s3_endpoint_url,
+        SPARK_MASTER="local[2]",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "spark", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.services
+@pytest.mark.spark
+def test_daily_cli_summary_and_exit_codes(lake_settings, s3_client) -> None:
+    put_raw_historical(s3_client, lake_settings.lake_bucket, fb_minute_bars())
+    done = _stocklake(
+        lake_settings, "daily", "--start", "2019-05-20", "--end", "2019-05-24", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["input_rows"] == 1951
+    assert summary["output_rows"] == 5
+    assert len(summary["partitions_written"]) == 5
+    assert summary["seconds"] > 0
+
+    missing = _stocklake(lake_settings, "daily", "--date", "2019-05-25")
+    assert missing.returncode == 3
+    assert "2019-05-25" in missing.stderr
