@@ -20,7 +20,7 @@ from dags.common import DEFAULT_ARGS, settings, summary_of
     dag_id="stock_market_realtime",
     description="Simulated ticks -> Kafka -> raw zone -> 15m/1h windows -> warehouse",
     schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2019, 1, 1),
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
