@@ -46,7 +46,7 @@ def on_task_failure(context: dict[str, Any]) -> None:
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "stocklake",
-    "retries": 2,
+    "retries": get_settings().airflow_task_retries,
     "retry_delay": timedelta(seconds=10),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=5),

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     # Airflow (embedded: api-server and scheduler on the bind host).
     airflow_port: Port = Field(alias="AIRFLOW_PORT")
     airflow_home: Path | None = Field(default=None, alias="AIRFLOW_HOME")
+    airflow_task_retries: int = Field(alias="AIRFLOW_TASK_RETRIES", ge=0)
 
     @field_validator("postgres_port", "airflow_port")
     @classmethod
