@@ -31,10 +31,12 @@ point therefore leaves either a whole flush (marker written) or none of it
 record is in the lake exactly once. Key names are deterministic in the
 records they hold, so no key is ever shared by two flushes.
 
-Ownership: partitions are flushed before they are given up in a rebalance.
-Two consumers writing the same partition at once (a member expelled while it
-was stuck in a long S3 retry) is not fenced; keep max_poll_interval above
-the retry budget.
+Rebalances: records of a revoked partition that are not flushed yet are
+released (never committed, so the next owner reads them again); a newly
+assigned partition stays paused until its recovery above has run. Two
+consumers writing the same partition at once (a member expelled while stuck
+in a long S3 retry) is not fenced; max_poll_interval is kept above the retry
+budget for that reason.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class LandSummary:
     resumed_from: dict[int, int | None] = field(default_factory=dict)
     last_landed_offsets: dict[int, int] = field(default_factory=dict)
     discarded_objects: int = 0
+    released_on_rebalance: int = 0
     commit_failures: int = 0
 
     @property
@@ -152,6 +155,7 @@ class LandSummary:
             "resumed_from": {str(p): o for p, o in sorted(self.resumed_from.items())},
             "last_landed_offsets": {str(p): o for p, o in sorted(self.last_landed_offsets.items())},
             "discarded_objects": self.discarded_objects,
+            "released_on_rebalance": self.released_on_rebalance,
             "commit_failures": self.commit_failures,
         }
 
@@ -267,7 +271,7 @@ class _Lander(ConsumerRebalanceListener):
         self._consumer: KafkaConsumer | None = None
         self._batches: dict[int, PartitionBatch] = {}
         self._oldest: float | None = None
-        self._listener_error: BaseException | None = None
+        self._to_recover: set[TopicPartition] = set()
         self._last_activity = 0.0
         self._assigned_once = False
 
@@ -324,12 +328,14 @@ class _Lander(ConsumerRebalanceListener):
         summary = self.summary
         stalls = 0
         while self.stop_reason is None:
-            limit = _CONSUMER_TUNING["max_poll_records"]
+            # Never read past a record budget or a full batch: a flush holds <= batch_records.
+            buffered = sum(batch.records for batch in self._batches.values())
+            limit = min(_CONSUMER_TUNING["max_poll_records"], self.batch_records - buffered)
             if self.max_records is not None:
                 limit = min(limit, self.max_records - summary.records_in)
             polled = consumer.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=limit)
-            if self._listener_error is not None:
-                raise self._listener_error
+            if self._to_recover:
+                self._resume_assigned()
             if polled:
                 now = self.clock()
                 for tp, messages in polled.items():
@@ -414,12 +420,8 @@ class _Lander(ConsumerRebalanceListener):
 
     # --- flush -------------------------------------------------------------
 
-    def _flush(self, partitions: set[int] | None = None) -> None:
-        batches = [
-            batch
-            for partition, batch in self._batches.items()
-            if batch.records and (partitions is None or partition in partitions)
-        ]
+    def _flush(self) -> None:
+        batches = [batch for batch in self._batches.values() if batch.records]
         if not batches:
             return
         landed_at = self.clock()
@@ -486,34 +488,50 @@ class _Lander(ConsumerRebalanceListener):
             log.warning("offset commit failed, the lake markers stay authoritative: %s", error)
 
     # --- rebalance ---------------------------------------------------------
+    # kafka-python runs these on its IO thread, inside poll(): they must not block or call
+    # the consumer's blocking APIs, so the lake I/O of recovery happens in the main loop.
 
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        partitions = {tp.partition for tp in revoked if tp.topic == self.topic}
-        try:
-            self._flush(partitions)
-        except BaseException as error:
-            self._listener_error = error
-        finally:
-            # Whatever could not be flushed is re-read by the partition's next owner.
-            for partition in partitions:
-                self._batches.pop(partition, None)
-            if not self._batches:
-                self._oldest = None
+        for tp in revoked:
+            self._to_recover.discard(tp)
+            batch = self._batches.pop(tp.partition, None)
+            if batch is not None and batch.records:
+                # Never committed, so the partition's next owner (maybe us) reads them again.
+                self.summary.records_in -= batch.records
+                self.summary.released_on_rebalance += batch.records
+                log.info("%s: released %d unflushed records", tp, batch.records)
+        if not self._batches:
+            self._oldest = None
 
     def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
-        try:
-            for tp in sorted(assigned):
-                resume_at = self._recover(tp.partition)
-                if resume_at is None:
-                    consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, resume_at)
-        except BaseException as error:
-            self._listener_error = error
+        # Nothing is fetched for a new partition until the lake says where it resumes.
+        consumer.pause(*assigned)
+        self._to_recover.update(assigned)
         self._assigned_once = True
         self._last_activity = time.monotonic()
+
+    def _resume_assigned(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        owned = consumer.assignment()
+        for tp in sorted(self._to_recover):
+            if tp not in owned:
+                continue
+            resume_at = self._recover(tp.partition)
+            if resume_at is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, resume_at)
+            consumer.resume(tp)
+            log.info(
+                "%s[%d] assigned; resuming at %s",
+                tp.topic,
+                tp.partition,
+                "the beginning (nothing landed yet)" if resume_at is None else resume_at,
+            )
+        self._to_recover.clear()
 
     def _recover(self, partition: int) -> int | None:
         """Undo an unfinished flush of the partition; the offset to resume from (None: start)."""

@@ -1,0 +1,159 @@
+"""Fixtures for the landing tests: a private bucket and topic per test on the shared stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from stocklake.settings import PROJECT_ROOT, Settings
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def s3_client(settings: Settings):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.s3_access_key,
+        aws_secret_access_key=settings.s3_secret_key,
+        region_name=settings.s3_region,
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def create_topic(settings: Settings, topic: str, partitions: int = 3) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","))
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        admin.close()
+
+
+def delete_topic(settings: Settings, topic: str) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","))
+    try:
+        admin.delete_topics([topic])
+    except Exception:
+        pass  # Tansu keeps topics in memory; a leftover only costs a little of it.
+    finally:
+        admin.close()
+
+
+def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes, bytes | None]]) -> int:
+    """Send (key, value) pairs and wait for every acknowledgement."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        acks="all",
+        linger_ms=20,
+        batch_size=512 * 1024,
+    )
+    futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+    producer.flush()
+    for future in futures:
+        future.get(timeout=30)
+    producer.close()
+    return len(futures)
+
+
+@dataclass
+class Lake:
+    """A private bucket: read back what landed."""
+
+    settings: Settings
+    client: object
+
+    @property
+    def bucket(self) -> str:
+        return self.settings.lake_bucket
+
+    def keys(self, prefix: str = "") -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def lines(self, prefix: str) -> Iterator[tuple[str, dict]]:
+        """(key, parsed line) of every JSON line under a prefix."""
+        for key in self.keys(prefix):
+            for line in self.read(key).splitlines():
+                yield key, json.loads(line)
+
+
+@pytest.fixture
+def lake(stack: Settings) -> Iterator[Lake]:
+    """Settings pointing at a fresh bucket on the shared S3 endpoint (removed afterwards)."""
+    settings = stack.model_copy(update={"lake_bucket": unique("land").lower()})
+    client = s3_client(settings)
+    client.create_bucket(Bucket=settings.lake_bucket)
+    yield Lake(settings, client)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.lake_bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=settings.lake_bucket, Delete={"Objects": keys})
+    client.delete_bucket(Bucket=settings.lake_bucket)
+
+
+@pytest.fixture
+def topic(stack: Settings) -> Iterator[str]:
+    """A fresh 3-partition topic on the shared broker."""
+    name = unique("land-test")
+    create_topic(stack, name)
+    yield name
+    delete_topic(stack, name)
+
+
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    """Environment for a child `stocklake` process that uses the same (test) settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "LAKE_BUCKET": settings.lake_bucket,
+            "S3_ENDPOINT_URL": settings.s3_endpoint_url,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+    )
+    return env
+
+
+def land_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", "land", *args]
+
+
+def land_cli(settings: Settings, *args: str, **popen: object) -> subprocess.Popen:
+    """Start `python -m cli land ...` as a child process."""
+    return subprocess.Popen(
+        land_command(*args),
+        cwd=PROJECT_ROOT,
+        env=subprocess_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+
+
+CRASH_DRIVER = Path(__file__).with_name("crash_driver.py")

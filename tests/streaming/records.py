@@ -1,0 +1,120 @@
+"""Test data for the landing tests: good wire records and every kind of bad one."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from stocklake import lake
+from stocklake.schemas import RealtimeTick
+
+SYMBOLS = ("AAPL", "MSFT", "TSLA", "AMZN", "^GSPC")
+
+
+def tick(sequence: int, moment: datetime, symbol: str = "AAPL") -> RealtimeTick:
+    return RealtimeTick(
+        symbol=symbol,
+        event_time=moment,
+        price=round(100 + (sequence % 97) * 0.37, 4),
+        size=100 * (1 + sequence % 5),
+        sequence=sequence,
+        source="simulator",
+    )
+
+
+def _bad_values(sequence: int, moment: datetime) -> dict[str, bytes | None]:
+    """One malformed value per reason code (the code each must get)."""
+    good = json.loads(tick(sequence, moment).to_json())
+    future = datetime.now(UTC) + timedelta(days=3)
+
+    def variant(**changes: object) -> bytes:
+        payload = {**good, **changes}
+        return json.dumps({k: v for k, v in payload.items() if v is not _DROP}).encode()
+
+    return {
+        "not_json": f"AAPL;{sequence};not json".encode(),
+        "missing_field": variant(price=_DROP),
+        "extra_field": variant(exchange="XNAS"),
+        "wrong_type": variant(size=str(sequence)),
+        "non_positive_price": variant(price=-1.0 * (sequence + 1)),
+        "non_finite_price": variant(price=1.0).replace(b'"price": 1.0', b'"price": NaN'),
+        "negative_volume": variant(size=-sequence - 1),
+        "future_event_time": variant(event_time=future.isoformat()),
+        "unknown_schema_version": variant(schema_version=2),
+        "empty_value": None,
+    }
+
+
+_DROP = object()
+BAD_REASONS = tuple(_bad_values(0, datetime(2024, 1, 1, tzinfo=UTC)))
+
+
+@dataclass
+class Mixed:
+    """What was sent: the good ticks by sequence number, the bad values with their reasons."""
+
+    messages: list[tuple[bytes, bytes | None]] = field(default_factory=list)
+    good: dict[int, RealtimeTick] = field(default_factory=dict)
+    bad: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def bad_by_reason(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (reason, _raw), count in self.bad.items():
+            counts[reason] += count
+        return counts
+
+
+def mixed_ticks(good: int, bad: int, start: datetime, step: timedelta, seed: int = 7) -> Mixed:
+    """`good` ticks from `start` every `step`, with `bad` malformed values mixed in at random."""
+    rng = random.Random(seed)
+    mixed = Mixed()
+    slots = [True] * good + [False] * bad
+    rng.shuffle(slots)
+    sequence = 0
+    bad_index = 0
+    for is_good in slots:
+        moment = start + step * sequence
+        symbol = SYMBOLS[rng.randrange(len(SYMBOLS))]
+        if is_good:
+            sequence += 1
+            record = tick(sequence, moment, symbol)
+            mixed.good[sequence] = record
+            mixed.messages.append((symbol.encode(), record.to_json()))
+        else:
+            reason = BAD_REASONS[bad_index % len(BAD_REASONS)]
+            value = _bad_values(10_000_000 + bad_index, moment)[reason]
+            bad_index += 1
+            mixed.bad[(reason, (value or b"").decode())] += 1
+            mixed.messages.append((symbol.encode(), value))
+    return mixed
+
+
+def good_ticks(count: int, start: datetime, step: timedelta) -> Iterator[tuple[bytes, bytes]]:
+    for sequence in range(1, count + 1):
+        record = tick(sequence, start + step * sequence, SYMBOLS[sequence % len(SYMBOLS)])
+        yield record.symbol.encode(), record.to_json()
+
+
+def landed_sequences(lake_view, kind: str = "realtime") -> Counter[int]:
+    """How many times each tick sequence number is in the raw zone."""
+    prefix = lake.RAW_REALTIME if kind == "realtime" else lake.RAW_HISTORICAL
+    return Counter(line["sequence"] for _key, line in lake_view.lines(prefix + "/"))
+
+
+def assert_exactly_once(lake_view, sent: int) -> None:
+    """Every tick 1..sent is in the raw zone once, and each (partition, offset) once."""
+    sequences = landed_sequences(lake_view)
+    duplicates = {seq: n for seq, n in sequences.items() if n > 1}
+    missing = set(range(1, sent + 1)) - set(sequences)
+    assert not duplicates, f"{len(duplicates)} duplicated, e.g. {list(duplicates.items())[:5]}"
+    assert not missing, f"{len(missing)} missing, e.g. {sorted(missing)[:5]}"
+    assert len(sequences) == sent
+    coordinates = Counter(
+        (line["_partition"], line["_offset"]) for _key, line in lake_view.lines("raw/")
+    )
+    assert max(coordinates.values()) == 1

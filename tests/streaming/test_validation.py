@@ -1,0 +1,163 @@
+"""The landing gate: every bad-record reason of the issue, and what good records become."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stocklake.schemas import HistoricalBar, RealtimeTick, parse_record
+from streaming.validation import REASONS, Accepted, Rejected, check_record
+
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def tick(**changes: object) -> dict:
+    payload = json.loads(
+        RealtimeTick(
+            symbol="AAPL",
+            event_time=datetime(2024, 3, 1, 10, 15, 30, 250000, tzinfo=UTC),
+            price=171.25,
+            size=300,
+            sequence=7,
+            source="simulator",
+        ).to_json()
+    )
+    payload.update(changes)
+    return payload
+
+
+def bar(**changes: object) -> dict:
+    payload = json.loads(
+        HistoricalBar(
+            symbol="MSFT",
+            ts=datetime(2024, 2, 29, tzinfo=UTC),
+            interval="1d",
+            open=400.0,
+            high=410.5,
+            low=398.25,
+            close=405.0,
+            adj_close=404.1,
+            volume=21_000_000,
+            source="csv",
+            ingested_at=datetime(2024, 3, 1, 6, 0, tzinfo=UTC),
+        ).to_json()
+    )
+    payload.update(changes)
+    return payload
+
+
+def check(kind: str, value: bytes | dict | None) -> Accepted | Rejected:
+    raw = json.dumps(value).encode() if isinstance(value, dict) else value
+    return check_record(kind, raw, now=NOW, max_future=DAY)  # type: ignore[arg-type]
+
+
+def test_good_tick_lands_as_its_canonical_wire_form() -> None:
+    wire = RealtimeTick.model_validate(tick()).to_json()
+    verdict = check("realtime", wire)
+    assert isinstance(verdict, Accepted)
+    assert verdict.body == wire
+    assert verdict.event_time == datetime(2024, 3, 1, 10, 15, 30, 250000, tzinfo=UTC)
+
+
+def test_good_bar_is_canonicalised_to_utc_with_milliseconds() -> None:
+    # Same instant written with an offset and spaces: lands as the one wire form.
+    raw = json.dumps(bar(ts="2024-02-29T05:00:00+05:00"), indent=1).encode()
+    verdict = check("historical", raw)
+    assert isinstance(verdict, Accepted)
+    assert verdict.body == HistoricalBar.model_validate(bar()).to_json()
+    assert b"\n" not in verdict.body
+    assert verdict.event_time == datetime(2024, 2, 29, tzinfo=UTC)
+
+
+def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
+    payload = bar()
+    del payload["adj_close"]
+    verdict = check("historical", payload)
+    assert isinstance(verdict, Accepted)
+    assert json.loads(verdict.body)["adj_close"] is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "code", "names"),
+    [
+        ("realtime", None, "empty_value", "no value"),
+        ("realtime", b"", "empty_value", "no value"),
+        ("realtime", b"AAPL,171.25,300", "not_json", "Invalid JSON"),
+        ("realtime", b'{"symbol": "AAPL"', "not_json", "Invalid JSON"),
+        ("realtime", b"\xff\xfe\x00garbage", "not_json", "Invalid JSON"),
+        ("realtime", b"[1, 2, 3]", "not_an_object", "object"),
+        ("realtime", b'"AAPL"', "not_an_object", "object"),
+        ("realtime", tick(schema_version=2), "unknown_schema_version", "schema_version"),
+        ("realtime", tick(schema_version="1"), "unknown_schema_version", "schema_version"),
+        ("realtime", tick(schema_version=None), "unknown_schema_version", "schema_version"),
+        ("realtime", {k: v for k, v in tick().items() if k != "price"}, "missing_field", "price"),
+        (
+            "realtime",
+            {k: v for k, v in tick().items() if k != "schema_version"},
+            "missing_field",
+            "schema_version",
+        ),
+        ("historical", bar(dividend=0.24), "extra_field", "dividend"),
+        ("realtime", tick(price="171.25"), "wrong_type", "price"),
+        ("realtime", tick(size=300.0), "wrong_type", "size"),
+        ("realtime", tick(size=True), "wrong_type", "size"),
+        ("realtime", tick(event_time=1709288130), "wrong_type", "event_time"),
+        ("realtime", tick(event_time="2024-03-01"), "wrong_type", "event_time"),
+        ("historical", bar(interval="1w"), "wrong_type", "interval"),
+        ("realtime", tick(price=0), "non_positive_price", "price"),
+        ("historical", bar(low=-1.5), "non_positive_price", "low"),
+        ("historical", bar(volume=-100), "negative_volume", "volume"),
+        ("realtime", tick(size=-1), "negative_volume", "size"),
+        ("historical", bar(high=390.0, low=399.0), "high_below_low", "OHLC"),
+        ("historical", bar(close=420.0), "ohlc_inconsistent", "OHLC"),
+        ("realtime", tick(symbol="aapl"), "invalid_value", "symbol"),
+        ("realtime", tick(event_time="2024-03-01T10:15:30"), "invalid_value", "time zone"),
+        ("realtime", tick(event_time="2024-03-02T12:00:01Z"), "future_event_time", "2024-03-02"),
+        ("historical", bar(ts="2024-03-05T00:00:00Z"), "future_event_time", "2024-03-05"),
+    ],
+)
+def test_bad_records_get_a_reason_naming_the_problem(
+    kind: str, value: bytes | dict | None, code: str, names: str
+) -> None:
+    verdict = check(kind, value)
+    assert isinstance(verdict, Rejected), verdict
+    assert verdict.code == code, verdict
+    assert code in REASONS
+    assert names in verdict.detail
+    assert verdict.reason.startswith(f"{code}: ")
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_finite_prices_are_their_own_reason(literal: bytes) -> None:
+    raw = json.dumps(tick(price=1.0)).encode().replace(b'"price": 1.0', b'"price": ' + literal)
+    verdict = check("realtime", raw)
+    assert isinstance(verdict, Rejected)
+    assert verdict.code == "non_finite_price"
+    assert "price" in verdict.detail
+
+
+def test_several_problems_are_all_named_and_the_most_basic_is_the_code() -> None:
+    verdict = check("realtime", tick(price=-1.0, size="many", extra=1))
+    assert isinstance(verdict, Rejected)
+    assert verdict.code == "extra_field"
+    for field in ("price", "size", "extra"):
+        assert field in verdict.detail
+
+
+def test_event_time_limit_is_relative_to_the_given_clock() -> None:
+    raw = json.dumps(tick(event_time="2024-03-01T13:00:00Z")).encode()
+    assert isinstance(check_record("realtime", raw, now=NOW, max_future=DAY), Accepted)
+    verdict = check_record("realtime", raw, now=NOW, max_future=timedelta(minutes=30))
+    assert isinstance(verdict, Rejected) and verdict.code == "future_event_time"
+
+
+def test_everything_accepted_also_passes_the_shared_contract() -> None:
+    # The gate is stricter than parse_record, never looser.
+    for value in (tick(), bar(), tick(event_time="2024-03-01T05:00:00-05:00")):
+        kind = "realtime" if "price" in value else "historical"
+        verdict = check(kind, value)
+        assert isinstance(verdict, Accepted)
+        assert parse_record(kind, verdict.body).to_json() == verdict.body  # type: ignore[arg-type]
