@@ -140,6 +140,8 @@ class PostgresWarehouse:
         """Stage, merge and audit in one transaction: all of it or none of it."""
         stage = sql.Identifier("stage_" + table.name)
         with self.conn.transaction():
+            # Room for the key join of stage and table to hash in memory.
+            self.conn.execute("SET LOCAL work_mem = '256MB'")
             # One writer per table at a time; readers are not blocked.
             self.conn.execute(
                 sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(self._name(table))
@@ -148,7 +150,7 @@ class PostgresWarehouse:
             self._stage(table, stage, rows)
             self.conn.execute(sql.SQL("ANALYZE {}").format(stage))
             loaded_at = datetime.now(UTC)
-            counts = self._merge(table, stage, rows.num_rows, audit.run_id, loaded_at)
+            counts = self._merge(table, stage, audit.run_id, loaded_at)
             self._insert_audit(
                 audit.finished(
                     datetime.now(UTC),
@@ -185,7 +187,6 @@ class PostgresWarehouse:
         self,
         table: WarehouseTable,
         stage: sql.Identifier,
-        staged: int,
         run_id: str,
         loaded_at: datetime,
     ) -> MergeCounts:
@@ -193,13 +194,6 @@ class PostgresWarehouse:
         on = sql.SQL(" AND ").join(
             sql.SQL("t.{0} = s.{0}").format(sql.Identifier(name)) for name in table.key
         )
-        # PostgreSQL 15's MERGE reports only a total, so count the matches first
-        # (the table is locked, so nothing changes in between).
-        matched = self.conn.execute(
-            sql.SQL(
-                "SELECT count(*) FROM {} AS s WHERE EXISTS (SELECT 1 FROM {} AS t WHERE {})"
-            ).format(stage, target, on)
-        ).fetchone()[0]
         changed = sql.SQL(" OR ").join(
             sql.SQL("t.{0} IS DISTINCT FROM s.{0}").format(sql.Identifier(name))
             for name in table.value_names
@@ -226,9 +220,21 @@ class PostgresWarehouse:
             columns=columns,
             values=values,
         )
-        cursor = self.conn.execute(statement, {"loaded_at": loaded_at, "run_id": run_id})
-        inserted = staged - matched
-        return MergeCounts(inserted=inserted, updated=cursor.rowcount - inserted)
+        # PostgreSQL 15's MERGE reports only a total; this transaction's own row
+        # counters for the table split it exactly, at no cost (the table is locked).
+        before = self._transaction_counts(table)
+        self.conn.execute(statement, {"loaded_at": loaded_at, "run_id": run_id})
+        after = self._transaction_counts(table)
+        return MergeCounts(inserted=after[0] - before[0], updated=after[1] - before[1])
+
+    def _transaction_counts(self, table: WarehouseTable) -> tuple[int, int]:
+        """Rows inserted and updated in `table` by the current transaction so far."""
+        row = self.conn.execute(
+            "SELECT pg_stat_get_xact_tuples_inserted(%(t)s::regclass),"
+            " pg_stat_get_xact_tuples_updated(%(t)s::regclass)",
+            {"t": sql.Identifier(self.schema, table.name).as_string(self.conn)},
+        ).fetchone()
+        return int(row[0]), int(row[1])
 
     def _insert_audit(self, audit: AuditRecord) -> None:
         values = audit.values()

@@ -199,11 +199,13 @@ def dedupe_latest(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]
     """
     if table.num_rows == 0:
         return table, 0
-    positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    keyed = table.select(list(key)).append_column("__position", positions)
-    last = keyed.group_by(list(key), use_threads=False).aggregate([("__position", "max")])
-    if last.num_rows == table.num_rows:
+    keys = table.select(list(key))
+    # Repeats are rare: a cheap distinct count settles the common case.
+    if keys.group_by(list(key)).aggregate([]).num_rows == table.num_rows:
         return table, 0
+    positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    keyed = keys.append_column("__position", positions)
+    last = keyed.group_by(list(key)).aggregate([("__position", "max")])
     keep = pc.sort_indices(last.column("__position_max"))
     kept = table.take(pc.take(last.column("__position_max"), keep))
     return kept, table.num_rows - kept.num_rows
