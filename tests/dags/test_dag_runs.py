@@ -1,0 +1,203 @@
+"""Both DAGs end to end with `airflow dags test` (dag.test()) against the local stack.
+
+The runs use their own bucket, topics, warehouse database and Airflow
+metadata database, so they never touch a developer's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from stocklake.schemas import DAILY_METRICS_COLUMNS
+from stocklake.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.services, pytest.mark.spark]
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = "stock_market_batch"
+REALTIME = "stock_market_realtime"
+
+
+@pytest.fixture(scope="module")
+def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
+    """Environment for a private pipeline on the shared services."""
+    import boto3
+    import psycopg
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from psycopg import sql
+
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ,
+        "LAKE_BUCKET": f"dagtest-{tag}",
+        "TOPIC_HISTORICAL": f"dagtest-{tag}.bars",
+        "TOPIC_REALTIME": f"dagtest-{tag}.ticks",
+        "WAREHOUSE_DB": f"dagtest_wh_{tag}",
+        "AIRFLOW_DB": f"dagtest_af_{tag}",
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")),
+        "WAREHOUSE": "postgres",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=stack.s3_endpoint_url,
+        aws_access_key_id=stack.s3_access_key,
+        aws_secret_access_key=stack.s3_secret_key,
+        region_name=stack.s3_region,
+    )
+    s3.create_bucket(Bucket=env["LAKE_BUCKET"])
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics(
+        [
+            NewTopic(env["TOPIC_HISTORICAL"], num_partitions=3, replication_factor=1),
+            NewTopic(env["TOPIC_REALTIME"], num_partitions=3, replication_factor=1),
+        ]
+    )
+    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
+        for db in (env["WAREHOUSE_DB"], env["AIRFLOW_DB"]):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    yield env
+    admin.delete_topics([env["TOPIC_HISTORICAL"], env["TOPIC_REALTIME"]])
+    admin.close()
+    bucket = env["LAKE_BUCKET"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
+        for db in (env["WAREHOUSE_DB"], env["AIRFLOW_DB"]):
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
+            )
+
+
+def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None = None):
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "airflow", "dags", "test", dag_id, logical_date]
+        + (["--conf", json.dumps(conf)] if conf else []),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return result, task_states(env, dag_id)
+
+
+def task_states(env: dict[str, str], dag_id: str) -> dict[str, str | None]:
+    """Task states of the DAG's latest run, from the Airflow metadata DB."""
+    import psycopg
+
+    settings = load_settings(AIRFLOW_DB=env["AIRFLOW_DB"])
+    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"])) as conn:
+        rows = conn.execute(
+            """SELECT ti.task_id, ti.state FROM task_instance ti
+               WHERE ti.dag_id = %s AND ti.run_id = (
+                   SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)""",
+            (dag_id, dag_id),
+        ).fetchall()
+    return dict(rows)
+
+
+def warehouse(env: dict[str, str], statement: str, params: tuple = ()) -> list[tuple]:
+    import psycopg
+
+    settings = load_settings(WAREHOUSE_DB=env["WAREHOUSE_DB"])
+    with psycopg.connect(settings.postgres_dsn()) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+METRIC_COLUMNS = ", ".join(name for name, _ in DAILY_METRICS_COLUMNS)
+
+
+def daily_checksum(env: dict[str, str], day: str) -> tuple[int, str]:
+    """Row count and an md5 over every metric column of one trading date's rows."""
+    ((count, digest),) = warehouse(
+        env,
+        f"""SELECT COUNT(*), md5(string_agg(t::text, '|' ORDER BY symbol))
+            FROM (SELECT {METRIC_COLUMNS} FROM daily_metrics WHERE trade_date = %s) t""",
+        (day,),
+    )
+    return count, digest
+
+
+def _explain(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def test_failing_stage_stops_the_run_and_a_rerun_completes(isolated: dict[str, str]) -> None:
+    dead_s3 = {**isolated, "S3_ENDPOINT_URL": "http://127.0.0.1:9", "AIRFLOW_TASK_RETRIES": "0"}
+    result, states = run_dag(dead_s3, BATCH, "2020-12-30T22:00:00+00:00")
+    assert states["produce_bars"] == "success"
+    assert states["land_bars"] == "failed", states
+    downstream = ("wait_for_raw_partition", "daily_metrics", "load_warehouse", "data_checks")
+    assert all(states[task] == "upstream_failed" for task in downstream), states
+    log = result.stdout + result.stderr
+    assert "stocklake stage 'land_bars' failed" in log
+    assert "127.0.0.1:9" in log, "the failure must name the unreachable endpoint"
+
+    # The cause fixed (the real endpoint), the same run date completes.
+    result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
+    count, _ = daily_checksum(isolated, "2020-12-30")
+    assert count == 7  # the seven bundled symbols traded on 2020-12-30
+    ((close,),) = warehouse(
+        isolated,
+        "SELECT daily_close FROM daily_metrics WHERE symbol = 'AAPL' AND trade_date = %s",
+        ("2020-12-30",),
+    )
+    assert close == pytest.approx(133.72, abs=0.005)
+
+
+def test_rerun_of_a_date_leaves_the_warehouse_identical(isolated: dict[str, str]) -> None:
+    before = daily_checksum(isolated, "2020-12-30")
+    assert before[0] == 7, "needs the run of the previous test"
+    result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
+    assert daily_checksum(isolated, "2020-12-30") == before
+    ((total,),) = warehouse(isolated, "SELECT COUNT(*) FROM daily_metrics")
+    assert total == 7
+
+
+def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
+    before = daily_checksum(isolated, "2020-12-30")
+    result, states = run_dag(isolated, BATCH, "2020-12-31T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
+    assert daily_checksum(isolated, "2020-12-30") == before
+    rows = warehouse(
+        isolated, "SELECT trade_date::text, COUNT(*) FROM daily_metrics GROUP BY 1 ORDER BY 1"
+    )
+    assert rows == [("2020-12-30", 7), ("2020-12-31", 7)]
+    # The previous day is in the lake, so the return is filled in.
+    ((return_pct,),) = warehouse(
+        isolated,
+        "SELECT return_pct FROM daily_metrics WHERE symbol = 'AAPL' AND trade_date = %s",
+        ("2020-12-31",),
+    )
+    assert return_pct == pytest.approx((132.69 / 133.72 - 1) * 100, abs=0.01)
+
+
+def test_realtime_dag_produces_window_rows(isolated: dict[str, str]) -> None:
+    result, states = run_dag(
+        isolated, REALTIME, "2020-12-31T21:00:00+00:00", {"duration_seconds": 15, "rate": 200}
+    )
+    assert set(states.values()) == {"success"}, _explain(result)
+    rows = dict(
+        warehouse(
+            isolated,
+            "SELECT window_size, COUNT(*) FROM realtime_window_metrics GROUP BY window_size",
+        )
+    )
+    assert rows.get("15m", 0) > 0, rows
+    ((bad,),) = warehouse(
+        isolated,
+        "SELECT COUNT(*) FROM realtime_window_metrics "
+        "WHERE min_price > avg_price OR max_price < avg_price OR tick_count <= 0",
+    )
+    assert bad == 0
