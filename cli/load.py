@@ -22,7 +22,7 @@ load_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SCHEMA_HELP = "PostgreSQL schema (default public) or Snowflake schema (default SNOWFLAKE_SCHEMA)."
+SCHEMA_HELP = "PostgreSQL schema (default WAREHOUSE_SCHEMA) or Snowflake schema (SNOWFLAKE_SCHEMA)."
 
 
 def _dates(
@@ -117,9 +117,7 @@ def _load_command(kind: str, help_text: str) -> None:
         full_refresh: bool = typer.Option(
             False, "--full-refresh", help="Reload every partition, whatever was loaded before."
         ),
-        schema: str | None = typer.Option(
-            None, "--schema", envvar="WAREHOUSE_SCHEMA", help=SCHEMA_HELP
-        ),
+        schema: str | None = typer.Option(None, "--schema", help=SCHEMA_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         _run_load(kind, day, start, end, full_refresh, schema, as_json)
@@ -154,9 +152,7 @@ def register(app: typer.Typer) -> None:
         statement: str = typer.Argument(..., help='SQL to run, e.g. "SELECT * FROM load_audit".'),
         max_rows: int = typer.Option(200, "--max-rows", min=1, help="Rows to print at most."),
         as_json: bool = typer.Option(False, "--json", help="Print rows as JSON objects."),
-        schema: str | None = typer.Option(
-            None, "--schema", envvar="WAREHOUSE_SCHEMA", help=SCHEMA_HELP
-        ),
+        schema: str | None = typer.Option(None, "--schema", help=SCHEMA_HELP),
     ) -> None:
         """Run one statement on the configured warehouse (PostgreSQL or Snowflake)."""
         settings = get_settings()

@@ -132,7 +132,7 @@ def check_columns(found: dict[str, dict[str, str]], backend: str) -> None:
 def connect_warehouse(settings: Settings, schema: str | None = None) -> Warehouse:
     """The configured warehouse (settings.warehouse_kind), connected.
 
-    `schema`: PostgreSQL schema to use (default `public`); for Snowflake the
+    `schema`: PostgreSQL schema to use (default WAREHOUSE_SCHEMA); for Snowflake the
     schema is SNOWFLAKE_SCHEMA unless given here.
     """
     if settings.warehouse_kind == "snowflake":
@@ -141,4 +141,4 @@ def connect_warehouse(settings: Settings, schema: str | None = None) -> Warehous
         return SnowflakeWarehouse(settings, schema=schema)
     from loaders.postgres_backend import PostgresWarehouse
 
-    return PostgresWarehouse(settings, schema=schema or "public")
+    return PostgresWarehouse(settings, schema=schema or settings.warehouse_schema)

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     postgres_user: str = Field(alias="POSTGRES_USER")
     postgres_password: str = Field(default="", alias="POSTGRES_PASSWORD")
     warehouse_db: str = Field(alias="WAREHOUSE_DB")
+    warehouse_schema: str = Field(alias="WAREHOUSE_SCHEMA", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     airflow_db: str = Field(alias="AIRFLOW_DB")
     postgres_bin_dir: Path | None = Field(default=None, alias="POSTGRES_BIN_DIR")
 
