@@ -92,6 +92,8 @@ _COMMIT_RETRY = RetryPolicy(attempts=3, first_delay=0.5, max_delay=2.0)
 _SESSION_TIMEOUT_MS = 10_000
 # How long a bounded run waits for its first partition assignment before calling it idle.
 _JOIN_GRACE = 30.0
+# How long a bounded run waits, idle, for records of the topic that nobody lands.
+_STALL_LIMIT = 3 * _SESSION_TIMEOUT_MS / 1000
 _UPLOAD_THREADS = 4
 
 Probe = Callable[[str], None]
@@ -274,6 +276,8 @@ class _Lander(ConsumerRebalanceListener):
         self._to_recover: set[TopicPartition] = set()
         self._last_activity = 0.0
         self._assigned_once = False
+        self._progress = -1
+        self._stalled_since = 0.0
 
     # --- run ---------------------------------------------------------------
 
@@ -326,7 +330,6 @@ class _Lander(ConsumerRebalanceListener):
         assert consumer is not None
         kind, max_future = self.kind, self.max_future
         summary = self.summary
-        stalls = 0
         while self.stop_reason is None:
             # Never read past a record budget or a full batch: a flush holds <= batch_records.
             buffered = sum(batch.records for batch in self._batches.values())
@@ -360,16 +363,7 @@ class _Lander(ConsumerRebalanceListener):
             if self.max_records is not None and summary.records_in >= self.max_records:
                 self.stop_reason = "max-records"
             elif self.until_idle is not None and self._idle_for() >= self._idle_limit():
-                if self._caught_up():
-                    self.stop_reason = "idle"
-                else:
-                    stalls += 1
-                    if stalls >= self.retry.attempts:
-                        raise LandingError(
-                            f"{self.topic}: records are waiting in Kafka but none arrived "
-                            f"in {stalls} idle periods of {self.until_idle} s"
-                        )
-                    self._last_activity = time.monotonic()
+                self._stop_if_topic_landed()
 
     def _idle_limit(self) -> float:
         assert self.until_idle is not None
@@ -397,17 +391,45 @@ class _Lander(ConsumerRebalanceListener):
             or sum(b.bytes for b in batches) >= self.batch_bytes
         )
 
-    def _caught_up(self) -> bool:
-        """At idle: is every assigned partition read to its end? Fails if the broker is gone."""
+    def _stop_if_topic_landed(self) -> None:
+        """Idle: stop once every partition of the topic has landed up to its end.
+
+        Partitions held by other members count too: after a crash the dead member keeps
+        its partitions until its session expires, and stopping before they come back to
+        a live member would leave their records in Kafka with the task reported done.
+        """
+        backlog, landed = self._backlog()
+        if not backlog:
+            self.stop_reason = "idle"
+            return
+        now = time.monotonic()
+        if self._progress != landed:
+            self._progress, self._stalled_since = landed, now
+        elif now - self._stalled_since > _STALL_LIMIT:
+            lagging = ", ".join(f"{p}: {n}" for p, n in sorted(backlog.items()))
+            raise LandingError(
+                f"{self.topic}: records wait in Kafka (partition: records {lagging}) and none "
+                f"landed for {now - self._stalled_since:.0f} s; does another member of group "
+                f"{self.group_id} hold those partitions and not land them?"
+            )
+        self._last_activity = now
+
+    def _backlog(self) -> tuple[dict[int, int], int]:
+        """Records not yet landed per partition, and how far all partitions have landed."""
         consumer = self._consumer
         assert consumer is not None
-        assigned = list(consumer.assignment())
-        if not assigned:
-            return True
+        partitions = [
+            TopicPartition(self.topic, p) for p in consumer.partitions_for_topic(self.topic) or ()
+        ]
+        if not partitions:
+            return {}, 0
         try:
-            ends = call_with_retries(
-                lambda: consumer.end_offsets(assigned, timeout_ms=5000),
-                what=f"reading the end offsets of {self.topic}",
+            starts, ends = call_with_retries(
+                lambda: (
+                    consumer.beginning_offsets(partitions, timeout_ms=5000),
+                    consumer.end_offsets(partitions, timeout_ms=5000),
+                ),
+                what=f"reading the offsets of {self.topic}",
                 policy=self.retry,
                 retryable=_is_transient_kafka_error,
                 hint="Is the broker up (`stocklake status`)? Rerun to resume.",
@@ -416,7 +438,21 @@ class _Lander(ConsumerRebalanceListener):
             # Keep what is already read: the lake is reachable even if Kafka is not.
             self._flush()
             raise
-        return all(consumer.position(tp, timeout_ms=5000) >= end for tp, end in ends.items())
+        owned = consumer.assignment()
+        backlog: dict[int, int] = {}
+        landed_total = 0
+        for tp in partitions:
+            if tp in owned:
+                done = consumer.position(tp, timeout_ms=5000)
+            else:
+                marker = self._read_marker(
+                    committed_key(self.kind, self.topic, tp.partition), tp.partition
+                )
+                done = starts[tp] if marker is None else max(marker.last_offset + 1, starts[tp])
+            landed_total += done
+            if done < ends[tp]:
+                backlog[tp.partition] = ends[tp] - done
+        return backlog, landed_total
 
     # --- flush -------------------------------------------------------------
 
