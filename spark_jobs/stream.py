@@ -173,6 +173,9 @@ def read_ticks(spark: SparkSession, settings: Settings, max_files_per_trigger: i
         .option("mode", "FAILFAST")
         .option("maxFilesPerTrigger", max_files_per_trigger)
         .option("pathGlobFilter", f"*{lake.RAW_SUFFIX}")
+        # The hour folders are layout, not data: without this, a query started on an empty
+        # zone gets a schema without year/month/day/hour and fails once files arrive.
+        .option("recursiveFileLookup", "true")
         .json(lake.s3a_uri(settings.lake_bucket, lake.RAW_REALTIME + "/"))
         .select(*[name for name, _ in REALTIME_TICK_COLUMNS])
     )
@@ -263,7 +266,8 @@ class _ProgressTally:
     def update(self, query: StreamingQuery) -> None:
         for progress in query.recentProgress:
             batch_id = progress["batchId"]
-            if batch_id in self.seen:
+            # Idle triggers report the *next* batch id without running it: skip them.
+            if batch_id in self.seen or "addBatch" not in progress.get("durationMs", {}):
                 continue
             self.seen.add(batch_id)
             self.summary.batches += 1
@@ -304,6 +308,8 @@ def run_stream(
     spark = spark or build_spark(settings, "stocklake-realtime-windows")
     # Enough history that every batch's report is still there when we sum them.
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "1000")
+
+    _ensure_folder(spark, lake.s3a_uri(settings.lake_bucket, lake.RAW_REALTIME + "/"))
 
     queries: list[tuple[StreamingQuery, _ProgressTally, WindowBatchWriter]] = []
     summaries = []
@@ -349,6 +355,16 @@ def run_stream(
         queries=summaries,
         seconds=round(time.monotonic() - began, 3),
     )
+
+
+def _ensure_folder(spark: SparkSession, uri: str) -> None:
+    """The file source refuses a missing folder: before the first tick lands, start empty."""
+    from spark_jobs.session import hadoop_fs
+
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
+    fs = hadoop_fs(spark, uri)
+    if not fs.exists(path):
+        fs.mkdirs(path)
 
 
 def _run_until_stopped(queries, stop_event: threading.Event) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from datetime import date, timedelta
 
 import pandas as pd
@@ -17,6 +20,7 @@ from spark_jobs.stream import (
 )
 from stocklake import lake
 from stocklake.schemas import REALTIME_WINDOW_COLUMNS, REALTIME_WINDOW_KEY, WINDOW_SIZES
+from tests.spark_jobs.conftest import _empty_and_delete
 from tests.spark_jobs.rawdata import put_raw_realtime, reference_windows
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
@@ -160,6 +164,49 @@ def test_late_ticks_are_dropped_and_counted(spark, lake_settings, s3_client, str
         assert by_size[window_size].output_rows == 0
         after = _processed(spark, lake_settings, window_size)
         pd.testing.assert_frame_equal(before[window_size], after)
+
+
+def test_nothing_landed_yet_is_an_empty_run(spark, s3_settings, s3_client) -> None:
+    bucket = f"sl-spark-empty-{uuid.uuid4().hex[:8]}"
+    settings = s3_settings.model_copy(update={"lake_bucket": bucket})
+    s3_client.create_bucket(Bucket=bucket)
+    try:
+        summary = run_stream(settings, available_now=True, spark=spark, window_sizes=("15m",))
+        assert summary.input_rows == 0 and summary.output_rows == 0
+    finally:
+        _empty_and_delete(s3_client, bucket)
+
+
+def test_live_run_starts_on_an_empty_zone_and_stops_cleanly(spark, s3_settings, s3_client) -> None:
+    bucket = f"sl-spark-live-{uuid.uuid4().hex[:8]}"
+    settings = s3_settings.model_copy(update={"lake_bucket": bucket})
+    s3_client.create_bucket(Bucket=bucket)
+    stop, result = threading.Event(), {}
+
+    def job() -> None:
+        result["summary"] = run_stream(
+            settings, available_now=False, processing_time="2s", stop_event=stop, spark=spark
+        )
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    try:
+        time.sleep(8)  # both queries running on a zone with no ticks yet
+        put_raw_realtime(s3_client, bucket, FIRST, ticks_per_file=300)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listing = s3_client.list_objects_v2(Bucket=bucket, Prefix=lake.PROCESSED_REALTIME)
+            if listing.get("KeyCount", 0) >= 2:
+                break
+            time.sleep(1)
+    finally:
+        stop.set()
+        runner.join(120)
+    summary = result["summary"]
+    assert [q.input_rows for q in summary.queries] == [len(FIRST)] * len(WINDOW_SIZES)
+    assert all(q.output_rows > 0 for q in summary.queries)
+    assert not spark.streams.active
+    _empty_and_delete(s3_client, bucket)
 
 
 def test_bad_options_are_named(lake_settings) -> None:
