@@ -27,6 +27,7 @@ class _Group:
     first_offset: int
     last_offset: int
     parts: list[bytes]
+    sample_time: datetime  # any event time of the group: it names the folder
 
 
 @dataclass(slots=True)
@@ -47,9 +48,9 @@ class PartitionBatch:
         self.last_offset: int | None = None
         self.records = 0
         self.bytes = 0
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[tuple[int, ...], _Group] = {}
         self._bad: list[_Bad] = []
-        self._folders: dict[tuple[int, ...], str] = {}
+        self._hourly = kind == "realtime"
         # The lineage columns, written once; only the offset differs per line.
         lineage = f',"_topic":{json.dumps(topic)},"_partition":{partition},"_offset":'
         self._lineage = lineage.encode()
@@ -57,53 +58,42 @@ class PartitionBatch:
     def __len__(self) -> int:
         return self.records
 
-    def _note(self, offset: int, size: int) -> None:
-        if self.last_offset is not None and offset <= self.last_offset:
+    def add(self, offset: int, raw: bytes | None, verdict: Accepted | Rejected) -> None:
+        """Buffer one consumed record under its destination (the consumer's hot path)."""
+        last = self.last_offset
+        if last is None:
+            self.first_offset = offset
+        elif offset <= last:
             raise LandingError(
                 f"{self.topic}[{self.partition}]: offset {offset} arrived after "
-                f"{self.last_offset}; offsets must increase within a partition"
+                f"{last}; offsets must increase within a partition"
             )
-        if self.first_offset is None:
-            self.first_offset = offset
         self.last_offset = offset
         self.records += 1
-        self.bytes += size
-
-    def add(self, offset: int, raw: bytes | None, verdict: Accepted | Rejected) -> None:
-        """Buffer one consumed record under its destination."""
-        self._note(offset, len(raw) if raw else 0)
-        if isinstance(verdict, Rejected):
-            self._bad.append(_Bad(offset, raw, verdict))
+        if raw:
+            self.bytes += len(raw)
+        if verdict.__class__ is Rejected:
+            self._bad.append(_Bad(offset, raw, verdict))  # type: ignore[arg-type]
             return
-        folder = self._folder(verdict.event_time)
+        body, moment = verdict  # type: ignore[misc]
+        # Grouped by (year, month, day[, hour]); the folder name is made once per group.
+        if self._hourly:
+            when = (moment.year, moment.month, moment.day, moment.hour)
+        else:
+            when = (moment.year, moment.month, moment.day)
         # body[:-1] drops the closing brace; the lineage columns and the brace follow.
-        part = verdict.body[:-1] + self._lineage + str(offset).encode()
-        group = self._groups.get(folder)
+        part = body[:-1] + self._lineage + str(offset).encode()
+        group = self._groups.get(when)
         if group is None:
-            self._groups[folder] = _Group(offset, offset, [part])
+            self._groups[when] = _Group(offset, offset, [part], moment)
         else:
             group.last_offset = offset
             group.parts.append(part)
 
-    def _folder(self, event_time: datetime) -> str:
-        # Folder strings are cached per day/hour: building them per record is the hot path.
-        if self.kind == "realtime":
-            bucket_key: tuple[int, ...] = (
-                event_time.year,
-                event_time.month,
-                event_time.day,
-                event_time.hour,
-            )
-        else:
-            bucket_key = (event_time.year, event_time.month, event_time.day)
-        folder = self._folders.get(bucket_key)
-        if folder is None:
-            if self.kind == "realtime":
-                folder = lake.raw_realtime_prefix(event_time)
-            else:
-                folder = lake.raw_historical_prefix(event_time.date())
-            self._folders[bucket_key] = folder
-        return folder
+    def _folder(self, moment: datetime) -> str:
+        if self._hourly:
+            return lake.raw_realtime_prefix(moment)
+        return lake.raw_historical_prefix(moment.date())
 
     def plan(self, *, landed_at: datetime) -> PartitionFlush:
         """The objects this batch becomes (deterministic names: same records, same keys)."""
@@ -111,7 +101,8 @@ class PartitionBatch:
             raise ValueError(f"{self.topic}[{self.partition}]: nothing to flush")
         tail = f',"_landed_at":"{format_ts(landed_at)}"}}\n'.encode()
         objects: list[ObjectWrite] = []
-        for folder, group in sorted(self._groups.items()):
+        for _when, group in sorted(self._groups.items()):
+            folder = self._folder(group.sample_time)
             offsets = lake.OffsetRange(
                 self.topic, self.partition, group.first_offset, group.last_offset
             )

@@ -72,7 +72,7 @@ from streaming.batching import (
 from streaming.errors import LandingError
 from streaming.retry import RetryPolicy, call_with_retries
 from streaming.store import LakeStore
-from streaming.validation import check_record
+from streaming.validation import RecordGate
 
 log = logging.getLogger(__name__)
 
@@ -340,19 +340,16 @@ class _Lander(ConsumerRebalanceListener):
             if self._to_recover:
                 self._resume_assigned()
             if polled:
-                now = self.clock()
+                check = RecordGate(kind, now=self.clock(), max_future=max_future).check
                 for tp, messages in polled.items():
                     batch = self._batches.get(tp.partition)
                     if batch is None:
                         batch = PartitionBatch(kind, self.topic, tp.partition)
                         self._batches[tp.partition] = batch
+                    add = batch.add
                     for message in messages:
                         value = message.value
-                        batch.add(
-                            message.offset,
-                            value,
-                            check_record(kind, value, now=now, max_future=max_future),
-                        )
+                        add(message.offset, value, check(value))
                     summary.records_in += len(messages)
                 self._last_activity = time.monotonic()
                 if self._oldest is None:
