@@ -22,24 +22,38 @@ class SparkSetupError(RuntimeError):
 
 
 def s3a_jars(settings: Settings) -> list[Path]:
-    """The s3a jars: from SPARK_JARS_DIR, else the installed sagemaker_pyspark package."""
+    """The s3a jars: from SPARK_JARS_DIR, else the installed sagemaker_pyspark package.
+
+    SPARK_JARS_DIR may hold any matching pair (e.g. hadoop-aws-3.3.4 with its SDK
+    bundle 1.12.262 in the Docker images): exactly one of each kind is required.
+    """
     if settings.spark_jars_dir is not None:
-        folder = settings.spark_jars_dir
-        origin = "SPARK_JARS_DIR"
-    else:
-        # find_spec locates the package without importing it (its __init__ pulls pyspark).
-        spec = importlib.util.find_spec("sagemaker_pyspark")
-        if spec is None or not spec.submodule_search_locations:
-            raise SparkSetupError(
-                "the s3a jars are not installed: `pip install --no-deps sagemaker-pyspark==1.4.5`"
-                " or set SPARK_JARS_DIR to a folder holding " + ", ".join(S3A_JARS)
-            )
-        folder = Path(next(iter(spec.submodule_search_locations))) / "jars"
-        origin = "sagemaker_pyspark"
+        return _jar_pair(settings.spark_jars_dir)
+    # find_spec locates the package without importing it (its __init__ pulls pyspark).
+    spec = importlib.util.find_spec("sagemaker_pyspark")
+    if spec is None or not spec.submodule_search_locations:
+        raise SparkSetupError(
+            "the s3a jars are not installed: `pip install --no-deps sagemaker-pyspark==1.4.5`"
+            " or set SPARK_JARS_DIR to a folder holding " + ", ".join(S3A_JARS)
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "jars"
     jars = [folder / name for name in S3A_JARS]
     missing = [str(jar) for jar in jars if not jar.is_file()]
     if missing:
-        raise SparkSetupError(f"{origin}: missing jar(s) {', '.join(missing)}")
+        raise SparkSetupError(f"sagemaker_pyspark: missing jar(s) {', '.join(missing)}")
+    return jars
+
+
+def _jar_pair(folder: Path) -> list[Path]:
+    jars = []
+    for pattern in ("hadoop-aws-*.jar", "aws-java-sdk-bundle-*.jar"):
+        found = sorted(folder.glob(pattern))
+        if len(found) != 1:
+            raise SparkSetupError(
+                f"SPARK_JARS_DIR={folder} must hold exactly one {pattern}, found "
+                f"{[jar.name for jar in found] or 'none'}"
+            )
+        jars.append(found[0])
     return jars
 
 
