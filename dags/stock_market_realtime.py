@@ -1,9 +1,10 @@
 """stock_market_realtime: simulated ticks through the streaming window job to the warehouse.
 
 simulate ticks -> land them -> Structured Streaming (available-now) ->
-load window metrics -> summary. Every 15 minutes and on demand. The
-simulated session day and the seed come from the run's data interval, so a
-re-run of a run replays the same ticks.
+load window metrics -> summary. Every 15 minutes and on demand. By default
+each run simulates ticks whose event times span its own data interval, so
+consecutive runs form one continuous feed; the seed comes from the interval
+too, so a re-run replays the same ticks (and they count once).
 """
 
 from __future__ import annotations
@@ -29,27 +30,46 @@ from dags.common import DEFAULT_ARGS, settings, summary_of
         "symbols": Param([], type="array", description="Symbols; empty means the default set"),
         "duration_seconds": Param(60, type="integer", minimum=1, description="Wall seconds"),
         "rate": Param(100, type="integer", minimum=1, description="Ticks per wall second"),
-        "clock": Param("accelerated", enum=["accelerated", "live"]),
+        "clock": Param(
+            "interval",
+            enum=["interval", "accelerated", "live"],
+            description="interval: event times span the run's data interval; "
+            "accelerated: replay the interval's trading day; live: stamped now",
+        ),
     },
 )
 def stock_market_realtime() -> None:
     @task(execution_timeout=timedelta(minutes=15))
-    def simulate_ticks(data_interval_end=None, params=None) -> dict:
-        """Send a simulated session's ticks for the interval's day to Kafka."""
+    def simulate_ticks(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+        """Send simulated ticks to Kafka; seed and event times come from the data interval."""
         from ingestion.market_hours import most_recent_weekday
-        from ingestion.producer import plan_realtime, produce_realtime
+        from ingestion.producer import plan_interval, plan_realtime, produce_realtime
         from ingestion.yahoo import DEFAULT_SYMBOLS
 
-        accelerated = params["clock"] == "accelerated"
-        plan = plan_realtime(
-            params["symbols"] or list(DEFAULT_SYMBOLS),
-            rate=params["rate"],
-            duration=float(params["duration_seconds"]),
-            seed=int(data_interval_end.timestamp()) % 2**31,
-            clock=params["clock"],
-            # The interval's day (last weekday): a re-run replays the same session.
-            session_date=most_recent_weekday(data_interval_end.date()) if accelerated else None,
-        )
+        symbols = params["symbols"] or list(DEFAULT_SYMBOLS)
+        rate, seconds = params["rate"], params["duration_seconds"]
+        seed = int(data_interval_end.timestamp()) % 2**31
+        if params["clock"] == "interval":
+            # Each run covers its own interval: consecutive runs are one continuous feed.
+            plan = plan_interval(
+                symbols,
+                start=data_interval_start,
+                end=data_interval_end,
+                count=rate * seconds,
+                rate=rate,
+                seed=seed,
+            )
+        else:
+            accelerated = params["clock"] == "accelerated"
+            plan = plan_realtime(
+                symbols,
+                rate=rate,
+                duration=float(seconds),
+                seed=seed,
+                clock=params["clock"],
+                # The interval's trading day: a re-run replays the same session.
+                session_date=most_recent_weekday(data_interval_end.date()) if accelerated else None,
+            )
         return summary_of(produce_realtime(settings(), plan))
 
     @task(execution_timeout=timedelta(minutes=15))

@@ -63,7 +63,7 @@ done
 step "stock_market_realtime: simulated session $REALTIME_DATE, ${REALTIME_SECONDS}s accelerated"
 timed "stock_market_realtime $REALTIME_DATE" \
   run_dag stock_market_realtime "${REALTIME_DATE}T21:00:00+00:00" \
-  "{\"duration_seconds\": $REALTIME_SECONDS, \"rate\": 200}"
+  "{\"duration_seconds\": $REALTIME_SECONDS, \"rate\": 200, \"clock\": \"accelerated\"}"
 
 step "What the pipeline produced"
 timed "report" $STOCKLAKE report

@@ -472,6 +472,42 @@ def plan_realtime(
     )
 
 
+def plan_interval(
+    symbols: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    count: int,
+    rate: float = 0,
+    seed: int = 0,
+    drift: float | None = None,
+    volatility: float | None = None,
+) -> RealtimePlan:
+    """`count` ticks whose event times spread evenly over [start, end).
+
+    For scheduled runs: each run simulates exactly its own data interval, so
+    consecutive runs form one continuous feed and windows close as it advances.
+    """
+    if count <= 0:
+        raise ProduceError(f"count must be positive, got {count}")
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise ProduceError(f"[{start}, {end}) is not a time-zone-aware, non-empty interval")
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in symbols if s.strip()))
+    if not symbols:
+        raise ProduceError("--symbols is empty")
+    return RealtimePlan(
+        symbols=symbols,
+        rate=rate,
+        count=count,
+        seed=seed,
+        clock="interval",
+        start=start.astimezone(UTC),
+        tick_seconds=(end - start).total_seconds() / count,
+        drift=drift,
+        volatility=volatility,
+    )
+
+
 def produce_realtime(
     settings: Settings,
     plan: RealtimePlan,

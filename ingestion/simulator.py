@@ -39,7 +39,8 @@ from ingestion.market_hours import (
 )
 from stocklake.schemas import RealtimeTick
 
-Clock = Literal["live", "accelerated"]
+# interval: event times spread evenly over a given [start, end) (one scheduled run's slice).
+Clock = Literal["live", "accelerated", "interval"]
 SOURCE = "simulator"
 # Accelerated clock: one 6.5 h session in about one minute of wall time.
 ACCELERATED_SPEEDUP = SESSION_SECONDS / 60.0

@@ -227,3 +227,26 @@ def test_plan_realtime_options():
         plan_realtime(["AAPL"], rate=0, duration=1)
     with pytest.raises(ProduceError, match="is a Saturday"):
         plan_realtime(["AAPL"], rate=1, count=1, session_date=date(2026, 11, 21))
+
+
+def test_interval_plan_spans_exactly_its_interval() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ingestion.producer import ProduceError, plan_interval
+
+    start = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=15)
+    plan = plan_interval(["AAPL", "MSFT"], start=start, end=end, count=900, seed=3)
+    ticks = list(plan.ticks())
+    assert len(ticks) == 900
+    times = [tick.event_time for tick in ticks]
+    assert times == sorted(times)
+    assert times[0] >= start and times[-1] < end
+    assert times[-1] - times[0] >= timedelta(minutes=14)  # spread over the whole interval
+    again = [
+        t.model_dump()
+        for t in plan_interval(["AAPL", "MSFT"], start=start, end=end, count=900, seed=3).ticks()
+    ]
+    assert again == [t.model_dump() for t in ticks]
+    with pytest.raises(ProduceError):
+        plan_interval(["AAPL"], start=end, end=start, count=10)
