@@ -501,7 +501,8 @@ def plan_interval(
         count=count,
         seed=seed,
         clock="interval",
-        start=start.astimezone(UTC),
+        # A plain UTC datetime (Airflow hands over pendulum ones).
+        start=datetime.fromtimestamp(start.timestamp(), tz=UTC),
         tick_seconds=(end - start).total_seconds() / count,
         drift=drift,
         volatility=volatility,

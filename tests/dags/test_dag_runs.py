@@ -185,7 +185,11 @@ def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
 
 def test_realtime_dag_produces_window_rows(isolated: dict[str, str]) -> None:
     result, states = run_dag(
-        isolated, REALTIME, "2020-12-31T21:00:00+00:00", {"duration_seconds": 15, "rate": 200}
+        isolated,
+        REALTIME,
+        "2020-12-31T21:00:00+00:00",
+        # The interval's whole trading day, so 15-minute windows close within one run.
+        {"duration_seconds": 15, "rate": 200, "clock": "accelerated"},
     )
     assert set(states.values()) == {"success"}, _explain(result)
     rows = dict(
