@@ -88,12 +88,13 @@ _CONSUMER_TUNING: dict[str, Any] = {
 }
 _COMMIT_RETRY = RetryPolicy(attempts=3, first_delay=0.5, max_delay=2.0)
 # A fresh group member waits about half the session timeout to join on Tansu; heartbeats
-# come from kafka-python's own thread, so a short timeout is safe.
-_SESSION_TIMEOUT_MS = 10_000
+# come from kafka-python's own thread, so the brokers' minimum (6 s) is safe.
+_SESSION_TIMEOUT_MS = 6_000
 # How long a bounded run waits for its first partition assignment before calling it idle.
 _JOIN_GRACE = 30.0
-# How long a bounded run waits, idle, for records of the topic that nobody lands.
-_STALL_LIMIT = 3 * _SESSION_TIMEOUT_MS / 1000
+# How long a bounded run waits, idle, for records of the topic that nobody lands: longer
+# than a dead member's session and than another member's default batch age, twice.
+_STALL_LIMIT = 60.0
 _UPLOAD_THREADS = 4
 
 Probe = Callable[[str], None]
@@ -360,6 +361,8 @@ class _Lander(ConsumerRebalanceListener):
             if self.max_records is not None and summary.records_in >= self.max_records:
                 self.stop_reason = "max-records"
             elif self.until_idle is not None and self._idle_for() >= self._idle_limit():
+                # Idle: land what we hold (other members may be waiting on it), then decide.
+                self._flush()
                 self._stop_if_topic_landed()
 
     def _idle_limit(self) -> float:

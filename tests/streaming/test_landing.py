@@ -266,19 +266,20 @@ def test_two_consumers_of_one_group_share_the_partitions_exactly_once(
                 "realtime",
                 topic=topic,
                 group_id=group,
-                until_idle=4.0,
+                until_idle=6.0,
                 batch_records=500,
                 retry=QUICK,
             )
         )
 
-    # The second member joins while the first is running: a rebalance mid-run, then
-    # the second half of the records arrives while both hold partitions.
-    threads = [threading.Thread(target=one, args=(delay,)) for delay in (0.0, 3.0)]
+    # The second member joins while the first is running (a rebalance mid-run); the
+    # second half trickles in for 12 s, so both members land some of it.
+    threads = [threading.Thread(target=one, args=(delay,)) for delay in (0.0, 1.0)]
     for thread in threads:
         thread.start()
-    time.sleep(12)
-    produce(lake.settings, topic, ticks[3_000:])
+    for second in range(12):
+        time.sleep(1)
+        produce(lake.settings, topic, ticks[3_000 + 250 * second : 3_250 + 250 * second])
     for thread in threads:
         thread.join(180)
     assert len(results) == 2
