@@ -45,7 +45,7 @@ def child_reference(topic: str, records: int) -> dict:
     """Consume `records` with kafka-python and nothing else."""
     from kafka import KafkaConsumer
 
-    from streaming.landing import _CONSUMER_TUNING, _SESSION_TIMEOUT_MS
+    from streaming.landing import CONSUMER_TUNING, SESSION_TIMEOUT_MS
 
     settings = get_settings()
     consumer = KafkaConsumer(
@@ -54,8 +54,8 @@ def child_reference(topic: str, records: int) -> dict:
         group_id=f"bench-reference-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=_SESSION_TIMEOUT_MS,
-        **_CONSUMER_TUNING,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        **CONSUMER_TUNING,
     )
     seen = 0
     first = None

@@ -81,7 +81,7 @@ DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
 DEFAULT_BATCH_AGE = 30.0
 DEFAULT_MAX_FUTURE = timedelta(days=1)
 # Big fetches: kafka-python's per-request overhead dominates with small ones.
-_CONSUMER_TUNING: dict[str, Any] = {
+CONSUMER_TUNING: dict[str, Any] = {
     "max_poll_records": 5000,
     "max_partition_fetch_bytes": 8 * 1024 * 1024,
     "fetch_max_bytes": 32 * 1024 * 1024,
@@ -89,7 +89,7 @@ _CONSUMER_TUNING: dict[str, Any] = {
 _COMMIT_RETRY = RetryPolicy(attempts=3, first_delay=0.5, max_delay=2.0)
 # A fresh group member waits about half the session timeout to join on Tansu; heartbeats
 # come from kafka-python's own thread, so the brokers' minimum (6 s) is safe.
-_SESSION_TIMEOUT_MS = 6_000
+SESSION_TIMEOUT_MS = 6_000
 # How long a bounded run waits for its first partition assignment before calling it idle.
 _JOIN_GRACE = 30.0
 # How long a bounded run waits, idle, for records of the topic that nobody lands: longer
@@ -121,7 +121,7 @@ class LandSummary:
     quarantined: Counter[str] = field(default_factory=Counter)
     objects_written: int = 0
     bytes_written: int = 0
-    flushes: int = 0
+    flushes: int = 0  # partition flushes: one flush of three partitions counts three
     seconds: float = 0.0
     stopped_because: str = ""
     resumed_from: dict[int, int | None] = field(default_factory=dict)
@@ -314,11 +314,11 @@ class _Lander(ConsumerRebalanceListener):
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 bootstrap_timeout_ms=5000,
-                session_timeout_ms=_SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms=_SESSION_TIMEOUT_MS // 4,
+                session_timeout_ms=SESSION_TIMEOUT_MS,
+                heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
                 # Room for a flush that waits out an S3 outage within its retries.
                 max_poll_interval_ms=max(300_000, int(self.retry.total_wait * 4000)),
-                **_CONSUMER_TUNING,
+                **CONSUMER_TUNING,
             ),
             what=f"connecting to Kafka at {servers}",
             policy=self.retry,
@@ -334,7 +334,7 @@ class _Lander(ConsumerRebalanceListener):
         while self.stop_reason is None:
             # Never read past a record budget or a full batch: a flush holds <= batch_records.
             buffered = sum(batch.records for batch in self._batches.values())
-            limit = min(_CONSUMER_TUNING["max_poll_records"], self.batch_records - buffered)
+            limit = min(CONSUMER_TUNING["max_poll_records"], self.batch_records - buffered)
             if self.max_records is not None:
                 limit = min(limit, self.max_records - summary.records_in)
             polled = consumer.poll(timeout_ms=int(self._poll_timeout() * 1000), max_records=limit)
