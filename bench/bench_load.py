@@ -192,9 +192,7 @@ def main() -> None:
     options = settings.storage_options()
     boto3.client(
         "s3",
-        aws_access_key_id=options["key"],
-        aws_secret_access_key=options["secret"],
-        **options["client_kwargs"],
+        **settings.boto3_s3_kwargs(),
     ).create_bucket(Bucket=bucket)
     fs = s3fs.S3FileSystem(**options)
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:

@@ -511,10 +511,7 @@ class S3Server(Service):
         s = self.settings
         return boto3.client(
             "s3",
-            endpoint_url=s.s3_endpoint_url,
-            aws_access_key_id=s.s3_access_key,
-            aws_secret_access_key=s.s3_secret_key,
-            region_name=s.s3_region,
+            **s.boto3_s3_kwargs(),
             config=Config(
                 s3={"addressing_style": "path"},
                 connect_timeout=2,

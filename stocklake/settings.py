@@ -183,6 +183,15 @@ class Settings(BaseSettings):
         db = database or self.warehouse_db
         return f"postgresql+psycopg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
 
+    def boto3_s3_kwargs(self) -> dict:
+        """Endpoint, credentials and region for `boto3.client("s3", **...)`."""
+        return {
+            "endpoint_url": self.s3_endpoint_url,
+            "aws_access_key_id": self.s3_access_key,
+            "aws_secret_access_key": self.s3_secret_key,
+            "region_name": self.s3_region,
+        }
+
     def storage_options(self) -> dict:
         """Options for s3fs / fsspec / pyarrow's S3 filesystem."""
         return {

@@ -46,10 +46,7 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
     }
     s3 = boto3.client(
         "s3",
-        endpoint_url=stack.s3_endpoint_url,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
+        **stack.boto3_s3_kwargs(),
     )
     s3.create_bucket(Bucket=env["LAKE_BUCKET"])
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)

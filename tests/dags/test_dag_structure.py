@@ -53,7 +53,7 @@ def _assert_chain(dag, expected: list[str]) -> None:
 
 
 def test_batch_dag_order_schedule_and_params(dagbag) -> None:
-    dag = dagbag.get_dag("stock_market_batch")
+    dag = dagbag.dags["stock_market_batch"]
     _assert_chain(
         dag,
         [
@@ -76,7 +76,7 @@ def test_batch_dag_order_schedule_and_params(dagbag) -> None:
 
 
 def test_realtime_dag_order_and_schedule(dagbag) -> None:
-    dag = dagbag.get_dag("stock_market_realtime")
+    dag = dagbag.dags["stock_market_realtime"]
     _assert_chain(
         dag,
         [
@@ -95,7 +95,7 @@ def test_realtime_dag_order_and_schedule(dagbag) -> None:
 def test_every_task_retries_with_backoff_and_has_a_timeout(dagbag, dag_id: str) -> None:
     from stocklake.settings import get_settings
 
-    for task in dagbag.get_dag(dag_id).tasks:
+    for task in dagbag.dags[dag_id].tasks:
         assert task.retries == get_settings().airflow_task_retries, task.task_id
         assert task.retry_exponential_backoff, task.task_id
         assert task.execution_timeout is not None, task.task_id

@@ -52,10 +52,7 @@ def scratch_bucket(stack: Settings):
 
     s3 = boto3.client(
         "s3",
-        endpoint_url=stack.s3_endpoint_url,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
+        **stack.boto3_s3_kwargs(),
     )
     bucket = _unique("scratch")
     s3.create_bucket(Bucket=bucket)

@@ -38,10 +38,7 @@ def test_partitioned_parquet_roundtrip_on_s3a(stack: Settings) -> None:
 
     s3 = boto3.client(
         "s3",
-        endpoint_url=stack.s3_endpoint_url,
-        aws_access_key_id=stack.s3_access_key,
-        aws_secret_access_key=stack.s3_secret_key,
-        region_name=stack.s3_region,
+        **stack.boto3_s3_kwargs(),
     )
     keys = [
         o["Key"]

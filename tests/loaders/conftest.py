@@ -30,9 +30,7 @@ def lake(stack: Settings) -> Iterator[TestLake]:
     options = stack.storage_options()
     boto3.client(
         "s3",
-        aws_access_key_id=options["key"],
-        aws_secret_access_key=options["secret"],
-        **options["client_kwargs"],
+        **stack.boto3_s3_kwargs(),
     ).create_bucket(Bucket=bucket)
     fs = s3fs.S3FileSystem(**options)
     try:

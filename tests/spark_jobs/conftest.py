@@ -44,10 +44,7 @@ def s3_client(s3_settings: Settings):
 
     return boto3.client(
         "s3",
-        endpoint_url=s3_settings.s3_endpoint_url,
-        aws_access_key_id=s3_settings.s3_access_key,
-        aws_secret_access_key=s3_settings.s3_secret_key,
-        region_name=s3_settings.s3_region,
+        **s3_settings.boto3_s3_kwargs(),
     )
 
 

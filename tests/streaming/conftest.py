@@ -26,10 +26,7 @@ def s3_client(settings: Settings):
 
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        aws_access_key_id=settings.s3_access_key,
-        aws_secret_access_key=settings.s3_secret_key,
-        region_name=settings.s3_region,
+        **settings.boto3_s3_kwargs(),
         config=Config(s3={"addressing_style": "path"}),
     )
 
