@@ -47,7 +47,9 @@ run_dag() {
     exit 1
   fi
   echo "$dag for $logical: success (log: $log)"
-  sed -n '/completed:/,/Task instance state updated/p' "$log" | grep -v "Task instance state" | sed 's/^[^]]*\] //' || true
+  # The task's summary block, without the log's time stamps and logger names.
+  sed -n '/completed:/,/stocklake\.dags\]/p' "$log" \
+    | sed -E 's/^[0-9T:.Z-]+ \[[a-z ]+\] //; s/ +\[stocklake\.dags\] loc=.*$//' || true
 }
 
 timings=()
