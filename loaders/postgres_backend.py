@@ -16,6 +16,7 @@ from loaders.tables import (
     SCHEMA_MIGRATIONS,
     AddColumn,
     CreateTable,
+    SetFillFactor,
     Step,
     WarehouseTable,
     pending_migrations,
@@ -81,6 +82,10 @@ class PostgresWarehouse:
                 self._name(step.table),
                 sql.Identifier(step.column),
                 sql.SQL(step.table.sql_type("postgres", step.column)),
+            )
+        if isinstance(step, SetFillFactor):
+            return sql.SQL("ALTER TABLE {} SET (fillfactor = {})").format(
+                self._name(step.table), sql.Literal(int(step.percent))
             )
         raise TypeError(f"unknown migration step {step!r}")
 

@@ -20,6 +20,7 @@ from loaders.tables import (
     SCHEMA_MIGRATIONS,
     AddColumn,
     CreateTable,
+    SetFillFactor,
     Step,
     WarehouseTable,
     pending_migrations,
@@ -83,7 +84,9 @@ class SnowflakeWarehouse:
             f" PRIMARY KEY ({', '.join(table.key)}))"
         )
 
-    def _step_sql(self, step: Step) -> str:
+    def _step_sql(self, step: Step) -> str | None:
+        if isinstance(step, SetFillFactor):
+            return None  # a PostgreSQL storage setting; Snowflake manages its own
         if isinstance(step, CreateTable):
             return self._create_sql(step.table)
         if isinstance(step, AddColumn):
@@ -104,7 +107,9 @@ class SnowflakeWarehouse:
         pending = pending_migrations(applied)
         for migration in pending:
             for step in migration.steps:
-                self._execute(self._step_sql(step))
+                statement = self._step_sql(step)
+                if statement is not None:
+                    self._execute(statement)
             self._execute(
                 f"INSERT INTO {SCHEMA_MIGRATIONS.name} (version, description, applied_at)"
                 " SELECT ?, ?, CAST(? AS TIMESTAMP_TZ)"

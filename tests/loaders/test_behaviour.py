@@ -289,7 +289,17 @@ def test_realtime_windows_of_both_sizes_load(backend: Backend, lake: TestLake) -
 
 def test_migrations_are_idempotent_and_match_the_definitions(backend: Backend) -> None:
     with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
-        assert warehouse.migrate() == [1]
+        assert warehouse.migrate() == [1, 2]
         assert warehouse.migrate() == []
         for table in MANAGED_TABLES:
             assert list(warehouse.table_columns(table)) == list(table.column_names)
+    if backend.kind == "postgres":
+        import psycopg
+
+        with psycopg.connect(backend.settings.postgres_dsn()) as conn:
+            options = conn.execute(
+                "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname = 'daily_metrics'",
+                (backend.schema,),
+            ).fetchone()
+        assert options == (["fillfactor=70"],)
