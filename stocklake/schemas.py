@@ -9,12 +9,19 @@ warehouse loaders (readers).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 INTERVALS = ("1d", "1h", "5m", "1m")
@@ -33,6 +40,12 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp has no time zone; send UTC (ending in Z or +00:00)")
     return value.astimezone(UTC)
+
+
+# Validated in pydantic-core (time zone required), then normalised to UTC: the
+# landing consumer validates every record, so per-field Python hooks are kept few.
+UTCDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def format_ts(value: datetime) -> str:
@@ -57,28 +70,16 @@ class _Record(BaseModel):
 class HistoricalBar(_Record):
     """One OHLCV bar; `ts` is the bar's start in UTC (00:00 UTC for daily bars)."""
 
-    ts: datetime
+    ts: UTCDatetime
     interval: Literal["1d", "1h", "5m", "1m"]
-    open: float = Field(gt=0)
-    high: float = Field(gt=0)
-    low: float = Field(gt=0)
-    close: float = Field(gt=0)
-    adj_close: float | None = Field(default=None, gt=0)
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    adj_close: Price | None = None
     volume: int = Field(ge=0)
     source: Literal["yfinance", "csv", "synthetic"]
-    ingested_at: datetime
-
-    @field_validator("ts", "ingested_at")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        return _utc(value)
-
-    @field_validator("open", "high", "low", "close", "adj_close")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("price is not a finite number")
-        return value
+    ingested_at: UTCDatetime
 
     @model_validator(mode="after")
     def _ohlc_consistent(self) -> HistoricalBar:
@@ -97,23 +98,11 @@ class HistoricalBar(_Record):
 class RealtimeTick(_Record):
     """One trade tick from the simulator (or a live feed)."""
 
-    event_time: datetime
-    price: float = Field(gt=0)
+    event_time: UTCDatetime
+    price: Price
     size: int = Field(ge=0)
     sequence: int = Field(ge=0)
     source: str = Field(min_length=1, max_length=32)
-
-    @field_validator("event_time")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        return _utc(value)
-
-    @field_validator("price")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("price is not a finite number")
-        return value
 
 
 RecordKind = Literal["historical", "realtime"]

@@ -114,7 +114,7 @@ def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
         ("historical", bar(high=390.0, low=399.0), "high_below_low", "OHLC"),
         ("historical", bar(close=420.0), "ohlc_inconsistent", "OHLC"),
         ("realtime", tick(symbol="aapl"), "invalid_value", "symbol"),
-        ("realtime", tick(event_time="2024-03-01T10:15:30"), "invalid_value", "time zone"),
+        ("realtime", tick(event_time="2024-03-01T10:15:30"), "invalid_value", "timezone"),
         ("realtime", tick(event_time="2024-03-02T12:00:01Z"), "future_event_time", "2024-03-02"),
         ("historical", bar(ts="2024-03-05T00:00:00Z"), "future_event_time", "2024-03-05"),
     ],
