@@ -18,6 +18,9 @@ from infra.local_stack import StackError, pid_alive, spawn, terminate
 from stocklake.settings import Settings
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# Airflow's log server binds every interface; here the UI reads the local log files,
+# so it is not started and nothing listens beyond 127.0.0.1.
+COMPONENT_ARGS = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
 HEALTH_TIMEOUT_S = 120.0
 
 
@@ -79,7 +82,8 @@ def start(settings: Settings) -> tuple[str, str, str | None]:
     for component in COMPONENTS:
         if _running(settings, component):
             continue
-        pid = spawn([_airflow_bin(), component], logs / f"airflow-{component}.log", env)
+        cmd = [_airflow_bin(), component, *COMPONENT_ARGS.get(component, [])]
+        pid = spawn(cmd, logs / f"airflow-{component}.log", env)
         _pid_file(settings, component).parent.mkdir(parents=True, exist_ok=True)
         _pid_file(settings, component).write_text(f"{pid}\n")
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
