@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_ARGS",
     "S3_CONN_ID",
     "SPARK_CONN_ID",
+    "completion_summary",
     "lake_bucket",
     "log_summary",
     "settings",
@@ -112,3 +113,14 @@ def log_summary(dag_id: str, hops: dict[str, Any]) -> None:
             shown = str(summary)
         lines.append(f"  {hop:<15} {shown}")
     log.info("\n".join(lines))
+
+
+def completion_summary(dag_id: str, hops: dict[str, str]):
+    """The last task of a DAG: each hop's summary (pulled from XCom) in one log block."""
+    from airflow.sdk import task
+
+    @task(task_id="completion_summary")
+    def summarise(ti=None) -> None:
+        log_summary(dag_id, {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()})
+
+    return summarise()

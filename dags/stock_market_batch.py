@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from dags.common import DEFAULT_ARGS, S3_CONN_ID, lake_bucket, settings, spark_cluster, summary_of
+from dags.common import (
+    DEFAULT_ARGS,
+    S3_CONN_ID,
+    completion_summary,
+    lake_bucket,
+    settings,
+    spark_cluster,
+    summary_of,
+)
 
 
 @dag(
@@ -167,24 +175,6 @@ def stock_market_batch() -> None:
         report.raise_if_failed()
         return report.as_dict()
 
-    @task
-    def completion_summary(ti=None) -> None:
-        """One readable block in the task log: what each hop did."""
-        from dags.common import log_summary
-
-        hops = {
-            "produce": "produce_bars",
-            "land": "land_bars",
-            "spark daily": "daily_metrics",
-            "processed rows": "check_processed_partition",
-            "load": "load_warehouse",
-            "checks": "data_checks",
-        }
-        log_summary(
-            "stock_market_batch",
-            {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()},
-        )
-
     produced = produce_bars()
     landed = land_bars()
     if daily_metrics is None:
@@ -193,7 +183,17 @@ def stock_market_batch() -> None:
     loaded = load_warehouse(produced)
     checks = data_checks(produced)
     produced >> landed >> wait_for_raw >> daily_metrics >> checked >> loaded >> checks
-    checks >> completion_summary()
+    checks >> completion_summary(
+        "stock_market_batch",
+        {
+            "produce": "produce_bars",
+            "land": "land_bars",
+            "spark daily": "daily_metrics",
+            "processed rows": "check_processed_partition",
+            "load": "load_warehouse",
+            "checks": "data_checks",
+        },
+    )
 
 
 stock_market_batch()

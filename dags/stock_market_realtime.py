@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from dags.common import DEFAULT_ARGS, settings, summary_of
+from dags.common import DEFAULT_ARGS, completion_summary, settings, summary_of
 
 
 @dag(
@@ -93,23 +93,17 @@ def stock_market_realtime() -> None:
 
         return summary_of(load_realtime(settings()))
 
-    @task
-    def completion_summary(ti=None) -> None:
-        from dags.common import log_summary
-
-        hops = {
+    loaded = load_window_metrics()
+    summary = completion_summary(
+        "stock_market_realtime",
+        {
             "simulate": "simulate_ticks",
             "land": "land_ticks",
             "windows": "window_metrics",
             "load": "load_window_metrics",
-        }
-        log_summary(
-            "stock_market_realtime",
-            {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()},
-        )
-
-    loaded = load_window_metrics()
-    simulate_ticks() >> land_ticks() >> window_metrics() >> loaded >> completion_summary()
+        },
+    )
+    simulate_ticks() >> land_ticks() >> window_metrics() >> loaded >> summary
 
 
 stock_market_realtime()

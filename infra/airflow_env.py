@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import quote
 
 from stocklake.settings import PROJECT_ROOT, Settings
 
@@ -112,8 +111,3 @@ def admin_login(settings: Settings) -> tuple[str, str | None]:
     except (OSError, ValueError):
         return ADMIN_USER, None
     return ADMIN_USER, passwords.get(ADMIN_USER)
-
-
-def s3_conn_uri_for_docs(settings: Settings) -> str:
-    """The S3 connection as a URI, for people configuring Airflow by hand."""
-    return f"aws://{quote(settings.s3_access_key)}:***@/?endpoint_url={settings.s3_endpoint_url}"

@@ -126,7 +126,7 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.state = settings.state_path / name_dir(self.name)
+        self.state = settings.state_path / self.name
         self.pid_file = settings.state_path / "pids" / f"{self.name}.pid"
         self.log_file = settings.state_path / "logs" / f"{self.name}.log"
 
@@ -231,10 +231,6 @@ class Service:
             rss_mb=_rss_mb(pid),
             log=str(self.log_file) if pid else None,
         )
-
-
-def name_dir(name: str) -> str:
-    return name
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -8,6 +8,8 @@ missing=()
 [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] || missing+=(postgresql-15)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# `ss` lets the tests check that every service listens on loopback only.
+command -v ss >/dev/null 2>&1 || missing+=(iproute2)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system-deps: PostgreSQL 15 and Java present"

@@ -27,9 +27,6 @@ class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable."""
 
 
-Port = int
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=_env_files(),
@@ -46,7 +43,7 @@ class Settings(BaseSettings):
 
     # PostgreSQL: the fallback warehouse and Airflow's metadata DB.
     postgres_host: str = Field(alias="POSTGRES_HOST")
-    postgres_port: Port = Field(alias="POSTGRES_PORT")
+    postgres_port: int = Field(alias="POSTGRES_PORT")
     postgres_user: str = Field(alias="POSTGRES_USER")
     postgres_password: str = Field(default="", alias="POSTGRES_PASSWORD")
     warehouse_db: str = Field(alias="WAREHOUSE_DB")
@@ -89,7 +86,7 @@ class Settings(BaseSettings):
     snowflake_schema: str | None = Field(default=None, alias="SNOWFLAKE_SCHEMA")
 
     # Airflow (embedded: api-server and scheduler on the bind host).
-    airflow_port: Port = Field(alias="AIRFLOW_PORT")
+    airflow_port: int = Field(alias="AIRFLOW_PORT")
     airflow_home: Path | None = Field(default=None, alias="AIRFLOW_HOME")
     airflow_task_retries: int = Field(alias="AIRFLOW_TASK_RETRIES", ge=0)
 
