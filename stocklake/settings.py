@@ -57,11 +57,21 @@ class Settings(BaseSettings):
     s3_secret_key: str = Field(alias="S3_SECRET_KEY")
     s3_region: str = Field(alias="S3_REGION")
     lake_bucket: str = Field(alias="LAKE_BUCKET")
+    # The embedded S3 server `stocklake up` starts when the endpoint is on this machine.
+    s3_server: Literal["seaweedfs", "minio", "moto"] = Field(alias="S3_SERVER")
     minio_binary: str | None = Field(default=None, alias="MINIO_BINARY")
+    # SeaweedFS's internal ports (master, volume, filer, gRPC, Iceberg): 8 from this one.
+    seaweedfs_ports_from: int = Field(alias="SEAWEEDFS_PORTS_FROM")
+    # The lake console (SeaweedFS admin UI); its gRPC port is this + 10000.
+    lake_console_port: int = Field(alias="LAKE_CONSOLE_PORT")
 
     # Kafka: a real broker, or the embedded Kafka-compatible one.
     kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_home: Path | None = Field(default=None, alias="KAFKA_HOME")
+    # Where the embedded Tansu broker keeps its log: a bucket of its own on the S3
+    # endpoint (kept across restarts), or memory (lost when it stops).
+    kafka_storage: Literal["s3", "memory"] = Field(alias="KAFKA_STORAGE")
+    kafka_bucket: str = Field(alias="KAFKA_BUCKET")
     topic_historical: str = Field(alias="TOPIC_HISTORICAL")
     topic_realtime: str = Field(alias="TOPIC_REALTIME")
     topic_historical_partitions: int = Field(alias="TOPIC_HISTORICAL_PARTITIONS", ge=1)
@@ -97,7 +107,22 @@ class Settings(BaseSettings):
             raise ValueError(f"port {value} is outside 1..65535")
         return value
 
-    @field_validator("lake_bucket")
+    @field_validator("seaweedfs_ports_from")
+    @classmethod
+    def _port_block(cls, value: int) -> int:
+        if not 1024 <= value <= 65535 - 8:
+            raise ValueError(f"{value}: 8 ports from it must fit in 1024..65535")
+        return value
+
+    @field_validator("lake_console_port")
+    @classmethod
+    def _console_port(cls, value: int) -> int:
+        # SeaweedFS's maintenance worker dials the admin gRPC port at HTTP port + 10000.
+        if not 1024 <= value <= 65535 - 10000:
+            raise ValueError(f"{value} must be in 1024..55535 (its gRPC port is +10000)")
+        return value
+
+    @field_validator("lake_bucket", "kafka_bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
         if not 3 <= len(value) <= 63 or value != value.lower():
@@ -150,6 +175,10 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         path = self.state_dir
         return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+    @property
+    def lake_console_url(self) -> str:
+        return f"http://{self.bind_host}:{self.lake_console_port}"
 
     @property
     def s3_use_ssl(self) -> bool:

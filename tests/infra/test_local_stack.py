@@ -7,21 +7,16 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.private_stack import cli, stack_env
+
 pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _port_open(port: int) -> bool:
@@ -30,15 +25,7 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+_cli = cli
 
 
 def _pid_alive(pid: int) -> bool:
@@ -57,13 +44,12 @@ def _listening_sockets(pid: int) -> set[str]:
 
 
 def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
-    ports = {"POSTGRES_PORT": _free_port(), "S3": _free_port(), "KAFKA": _free_port()}
-    env = {
-        **os.environ,
-        "STATE_DIR": str(tmp_path / "state"),
-        "POSTGRES_PORT": str(ports["POSTGRES_PORT"]),
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['S3']}",
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['KAFKA']}",
+    env = stack_env(tmp_path / "state")
+    ports = {
+        "POSTGRES_PORT": int(env["POSTGRES_PORT"]),
+        "S3": int(env["S3_ENDPOINT_URL"].rsplit(":", 1)[1]),
+        "KAFKA": int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1]),
+        "LAKE_CONSOLE_PORT": int(env["LAKE_CONSOLE_PORT"]),
     }
     started = time.monotonic()
     first = _cli(env, "up")
