@@ -68,5 +68,6 @@ airflow: install
 bench: install
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
-clean-state: down
-	rm -rf .state
+# The only target that erases data: it says what it deletes (lake, topics, warehouse).
+clean-state:
+	@if [ -x $(STOCKLAKE) ]; then $(STOCKLAKE) down && $(STOCKLAKE) clean-state --yes; else rm -rf .state; fi

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from cli import lake_view, land, load, produce, spark, stack
+from cli import clean, lake_view, land, load, produce, spark, stack
 from stocklake.settings import SettingsError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(land.app, name="land")
 app.add_typer(spark.app, name="spark")
 load.register(app)
 lake_view.register(app)
+clean.register(app)
 
 err_console = Console(stderr=True)
 

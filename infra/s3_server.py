@@ -115,6 +115,18 @@ class S3Server(Service):
     def is_local(self) -> bool:
         return is_local_host(self.host_port()[0])
 
+    def ports(self) -> dict[str, int]:
+        s = self.settings
+        ports = {"S3_ENDPOINT_URL": self.host_port()[1]}
+        if self.server == "seaweedfs":
+            first = s.seaweedfs_ports_from
+            ports |= {f"SEAWEEDFS_PORTS_FROM (+{i})": first + i for i in range(8)}
+            ports["LAKE_CONSOLE_PORT"] = s.lake_console_port
+            ports["LAKE_CONSOLE_PORT (+10000)"] = s.lake_console_port + 10000
+        elif self.server == "minio":
+            ports["LAKE_CONSOLE_PORT"] = s.lake_console_port
+        return ports
+
     @property
     def has_console(self) -> bool:
         return self.is_local and self.server in ("seaweedfs", "minio")

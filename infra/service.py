@@ -188,13 +188,19 @@ class Service:
         wait_for(self.healthy, HEALTH_TIMEOUT_S, f"{self.name} at {self.endpoint}", self.log_file)
         return self.status()
 
+    def ports(self) -> dict[str, int]:
+        """Every port the process will listen on, by the setting that names it."""
+        return {"port": self.host_port()[1]}
+
     def ensure_port_free(self) -> None:
-        host, port = self.host_port()
-        if port_open(host, port):
-            raise StackError(
-                f"{self.name}: port {port} on {host} is taken by another program that does "
-                f"not answer as {self.kind}; free it or change the port in .env"
-            )
+        host = self.host_port()[0]
+        for setting, port in self.ports().items():
+            if port_open(host, port):
+                raise StackError(
+                    f"{self.name}: port {port} on {host} ({setting}) is taken by another "
+                    f"program that does not answer as {self.kind}; free it or change "
+                    f"{setting} in .env"
+                )
 
     def host_port(self) -> tuple[str, int]:
         raise NotImplementedError

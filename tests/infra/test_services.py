@@ -169,3 +169,25 @@ def test_kafka_10k_records_through_a_consumer_group(stack: Settings) -> None:
     assert len(seen) == 10_000, "lost or duplicated records"
     assert sorted(seen) == list(range(10_000))
     assert len(partitions) == 3
+
+
+@pytest.mark.parametrize("change", ["secret", "key"])
+def test_s3_refuses_wrong_credentials(stack: Settings, change: str) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    kwargs = stack.boto3_s3_kwargs()
+    if change == "secret":
+        kwargs["aws_secret_access_key"] = stack.s3_secret_key + "-wrong"
+    else:
+        kwargs["aws_access_key_id"] = "not-" + stack.s3_access_key
+    client = boto3.client("s3", **kwargs)
+    for call in (
+        lambda: client.list_buckets(),
+        lambda: client.get_object(Bucket=stack.lake_bucket, Key="raw/"),
+        lambda: client.put_object(Bucket=stack.lake_bucket, Key="raw/intruder", Body=b"x"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            call()
+        code = refused.value.response["Error"]["Code"]
+        assert code in {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"}, code
