@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the embedded stack needs: PostgreSQL 15 server and a Java
-# runtime for Spark. Installs with apt-get only what is missing (needs root).
+# runtime for Spark; and headless Chromium for the tests that drive the lake
+# console like a person. Installs with apt-get only what is missing (needs root).
 set -euo pipefail
 
 PG_BIN="${POSTGRES_BIN_DIR:-/usr/lib/postgresql/15/bin}"
@@ -10,9 +11,11 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 # `ss` lets the tests check that every service listens on loopback only.
 command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+# Playwright (a dev dependency) drives this browser; it never downloads its own.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "system-deps: PostgreSQL 15 and Java present"
+  echo "system-deps: PostgreSQL 15, Java and Chromium present"
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
