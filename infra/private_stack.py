@@ -1,4 +1,4 @@
-"""A private embedded stack for one test: its own state folder and free ports."""
+"""A private embedded stack (tests, benchmarks): its own state folder and free ports."""
 
 from __future__ import annotations
 
