@@ -59,6 +59,7 @@ from kafka.structs import OffsetAndMetadata
 
 from stocklake.schemas import RecordKind
 from stocklake.settings import Settings
+from streaming.backlog import Span, fetch_spans, lake_position, probe_consumer
 from streaming.batching import (
     Marker,
     PartitionBatch,
@@ -421,15 +422,44 @@ class _Lander(ConsumerRebalanceListener):
         partitions = [
             TopicPartition(self.topic, p) for p in consumer.partitions_for_topic(self.topic) or ()
         ]
-        if not partitions:
-            return {}, 0
+        spans = self._spans(partitions)
+        backlog = {tp.partition: span.waiting for tp, span in spans.items() if span.waiting}
+        return backlog, sum(span.start for span in spans.values())
+
+    def _spans(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Span]:
+        """Each partition from where it has landed to its end (a fetch high watermark).
+
+        Never from `end_offsets()`: Tansu answers it with too low an offset. An owned
+        partition that has been fetched knows its high watermark; the others (held by
+        other members, or not fetched yet) are probed from the lake's committed marker.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        owned = consumer.assignment() - self._to_recover
+        spans: dict[TopicPartition, Span] = {}
+        to_probe: dict[TopicPartition, int | None] = {}
+        for tp in partitions:
+            end = consumer.highwater(tp) if tp in owned else None
+            if end is not None:
+                spans[tp] = Span(consumer.position(tp, timeout_ms=5000), end)
+            else:
+                to_probe[tp] = lake_position(self.store, self.kind, self.topic, tp.partition)
+        if to_probe:
+            spans.update(self._probe(to_probe))
+        return spans
+
+    def _probe(self, positions: dict[TopicPartition, int | None]) -> dict[TopicPartition, Span]:
+        def probe() -> dict[TopicPartition, Span]:
+            consumer = probe_consumer(self.settings)
+            try:
+                return fetch_spans(consumer, positions)
+            finally:
+                consumer.close()
+
         try:
-            starts, ends = call_with_retries(
-                lambda: (
-                    consumer.beginning_offsets(partitions, timeout_ms=5000),
-                    consumer.end_offsets(partitions, timeout_ms=5000),
-                ),
-                what=f"reading the offsets of {self.topic}",
+            return call_with_retries(
+                probe,
+                what=f"reading the high watermarks of {self.topic}",
                 policy=self.retry,
                 retryable=_is_transient_kafka_error,
                 hint="Is the broker up (`stocklake status`)? Rerun to resume.",
@@ -438,21 +468,6 @@ class _Lander(ConsumerRebalanceListener):
             # Keep what is already read: the lake is reachable even if Kafka is not.
             self._flush()
             raise
-        owned = consumer.assignment()
-        backlog: dict[int, int] = {}
-        landed_total = 0
-        for tp in partitions:
-            if tp in owned:
-                done = consumer.position(tp, timeout_ms=5000)
-            else:
-                marker = self._read_marker(
-                    committed_key(self.kind, self.topic, tp.partition), tp.partition
-                )
-                done = starts[tp] if marker is None else max(marker.last_offset + 1, starts[tp])
-            landed_total += done
-            if done < ends[tp]:
-                backlog[tp.partition] = ends[tp] - done
-        return backlog, landed_total
 
     # --- flush -------------------------------------------------------------
 

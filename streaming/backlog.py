@@ -1,0 +1,93 @@
+"""What waits in Kafka: records of a partition past what the lake holds.
+
+The lake says where a partition's landing resumes (its committed marker's last
+offset + 1, or the beginning); the partition's end is the high watermark of a
+Fetch response. Never ListOffsets(LATEST) (`KafkaConsumer.end_offsets()`):
+Tansu 0.6.0 answers it with too low an offset (about three quarters of the true
+end on a topic of 92,000 records), which would call a partition landed while
+records still wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+
+from stocklake.schemas import RecordKind
+from stocklake.settings import Settings
+from streaming.batching import committed_key, read_marker
+from streaming.store import LakeStore
+
+PROBE_TIMEOUT = 10.0
+
+
+class Span(NamedTuple):
+    """A partition from where its landing resumes (`start`) to its high watermark (`end`)."""
+
+    start: int
+    end: int
+
+    @property
+    def waiting(self) -> int:
+        return max(self.end - self.start, 0)
+
+
+def lake_position(store: LakeStore, kind: RecordKind, topic: str, partition: int) -> int | None:
+    """Where landing of the partition resumes per the lake; None: nothing landed yet."""
+    key = committed_key(kind, topic, partition)
+    raw = store.get(key)
+    if raw is None:
+        return None
+    return read_marker(raw, key=key, topic=topic, partition=partition).last_offset + 1
+
+
+def probe_consumer(settings: Settings, timeout: float = PROBE_TIMEOUT) -> KafkaConsumer:
+    """A consumer outside any group that only reads high watermarks (close it after use)."""
+    millis = int(timeout * 1000)
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        client_id="stocklake-backlog-probe",
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        bootstrap_timeout_ms=millis,
+        request_timeout_ms=max(millis, 1000),
+        fetch_max_wait_ms=100,
+    )
+
+
+def fetch_spans(
+    consumer: KafkaConsumer,
+    positions: Mapping[TopicPartition, int | None],
+    timeout: float = PROBE_TIMEOUT,
+) -> dict[TopicPartition, Span]:
+    """Each partition's span from `position` (None: its beginning) to its fetch high watermark.
+
+    Raises KafkaTimeoutError when the broker has not answered a fetch of every
+    partition within `timeout` seconds.
+    """
+    if not positions:
+        return {}
+    deadline = time.monotonic() + timeout
+    partitions = list(positions)
+    consumer.assign(partitions)
+    beginnings = consumer.beginning_offsets(partitions, timeout_ms=int(timeout * 1000))
+    starts = {tp: max(positions[tp] or 0, beginnings[tp]) for tp in partitions}
+    for tp, start in starts.items():
+        consumer.seek(tp, start)
+    unanswered = set(partitions)
+    while unanswered:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            missing = ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(unanswered))
+            raise KafkaTimeoutError(f"no fetch answer within {timeout:.0f} s for {missing}")
+        consumer.poll(timeout_ms=int(min(left, 0.5) * 1000), max_records=1)
+        answered = {tp for tp in unanswered if consumer.highwater(tp) is not None}
+        # Their buffered records are of no use: pausing lets the next poll reach the others.
+        consumer.pause(*answered)
+        unanswered -= answered
+    return {tp: Span(starts[tp], consumer.highwater(tp)) for tp in partitions}
