@@ -87,6 +87,23 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         # The FileOutputCommitter v2 would expose half-written partitions on failure.
         "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        **_local_binding(settings),
+    }
+
+
+def _local_binding(settings: Settings) -> dict[str, str]:
+    """In local mode the driver and its block manager listen on BIND_HOST, like every service.
+
+    Without it Spark binds to the address the host name resolves to (the machine's
+    external interface). A cluster master needs a driver its executors can reach, so
+    there the cluster's own networking settings apply.
+    """
+    if not settings.spark_master.startswith("local"):
+        return {}
+    return {
+        "spark.driver.bindAddress": settings.bind_host,
+        "spark.driver.host": settings.bind_host,
+        "spark.ui.enabled": "false",
     }
 
 
