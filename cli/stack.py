@@ -7,10 +7,11 @@ import time
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from infra.local_stack import LocalStack, ServiceStatus, StackError, statuses_json
-from stocklake.settings import get_settings
+from stocklake.settings import Settings, get_settings
 
 # Wide enough for endpoints when printed to a log or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -27,6 +28,27 @@ def _table(statuses: list[ServiceStatus]) -> Table:
         rss = f"{s.rss_mb:.0f}" if s.rss_mb is not None else "-"
         table.add_row(s.name, s.kind, s.endpoint, health, owner, rss, details)
     return table
+
+
+def report_unlanded(settings: Settings) -> list[str]:
+    """Lines saying how many records each pipeline topic holds that no landing committed."""
+    from streaming.backlog import unlanded
+
+    try:
+        waiting = unlanded(settings, timeout=3.0)
+    except Exception as error:
+        reason = str(error).split(". ")[0]  # without the hints meant for a landing run
+        return [f"kafka: could not check for records not landed yet ({reason})"]
+    # Tansu with memory storage loses its log when it stops; S3 storage and Kafka keep it.
+    kept = settings.kafka_storage == "s3" or settings.kafka_home is not None
+    lines = []
+    for topic, count in waiting.items():
+        if count:
+            kind = "historical" if topic == settings.topic_historical else "realtime"
+            land = f"`stocklake land {kind} --until-idle 5`"
+            fate = f"kept; {land} lands them" if kept else f"lost on stop: {land} first"
+            lines.append(f"kafka: {topic} holds {count:,} records not landed yet ({fate})")
+    return lines or ["kafka: no record of the pipeline topics waits to be landed"]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +74,8 @@ def register(app: typer.Typer) -> None:
         from infra.airflow_ui import stop as stop_airflow
 
         settings = get_settings()
+        for line in report_unlanded(settings):
+            console.print(escape(line))
         for name in stop_airflow(settings):
             console.print(f"{name}: stopped")
         stopped = LocalStack(settings).down()

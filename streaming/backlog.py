@@ -20,6 +20,7 @@ from kafka.errors import KafkaTimeoutError
 from stocklake.schemas import RecordKind
 from stocklake.settings import Settings
 from streaming.batching import committed_key, read_marker
+from streaming.retry import RetryPolicy
 from streaming.store import LakeStore
 
 PROBE_TIMEOUT = 10.0
@@ -91,3 +92,32 @@ def fetch_spans(
         consumer.pause(*answered)
         unanswered -= answered
     return {tp: Span(starts[tp], consumer.highwater(tp)) for tp in partitions}
+
+
+def unlanded(settings: Settings, timeout: float = 5.0) -> dict[str, int]:
+    """Records of the two pipeline topics that no landing has committed to the lake yet.
+
+    Per topic: the records past the lake's committed markers up to the fetch high
+    watermark; a missing topic counts 0. Raises (a KafkaError, LandingError or
+    botocore error) when Kafka or the lake cannot be read within about `timeout` s.
+    """
+    store = LakeStore(settings, policy=RetryPolicy(attempts=1))
+    kinds: dict[str, RecordKind] = {
+        settings.topic_historical: "historical",
+        settings.topic_realtime: "realtime",
+    }
+    consumer = probe_consumer(settings, timeout)
+    try:
+        positions: dict[TopicPartition, int | None] = {}
+        for topic, kind in kinds.items():
+            for partition in sorted(consumer.partitions_for_topic(topic)):
+                positions[TopicPartition(topic, partition)] = lake_position(
+                    store, kind, topic, partition
+                )
+        spans = fetch_spans(consumer, positions, timeout)
+    finally:
+        consumer.close()
+    waiting = dict.fromkeys(kinds, 0)
+    for tp, span in spans.items():
+        waiting[tp.topic] += span.waiting
+    return waiting
