@@ -130,7 +130,10 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1600, "height": 900}, accept_downloads=True)
+    # Reduced motion: Bootstrap then shows its dialogs without a fade (clean screenshots).
+    context = browser.new_context(
+        viewport={"width": 1600, "height": 900}, accept_downloads=True, reduced_motion="reduce"
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
@@ -207,7 +210,7 @@ def test_console_browses_landed_partitions(console: Settings, landed: str, page,
     # Preview of one object: the JSON lines as landed, then its download.
     first = objects[0]
     page.locator(f"button[data-action=view][data-path='/buckets/{bucket}/{first['Key']}']").click()
-    viewer = page.locator("#fileViewerModal")
+    viewer = page.locator("#fileViewerModal.show")
     viewer.locator("pre").wait_for()
     page.screenshot(path=shots / "4-preview.png")
     records = [json.loads(line) for line in viewer.locator("pre").inner_text().splitlines()]
