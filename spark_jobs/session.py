@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,6 +120,9 @@ def build_spark(
     """
     from pyspark.sql import SparkSession
 
+    # py4j logs each closed connection at INFO, also from finalizers at interpreter exit,
+    # when the log stream may be closed already ("Logging error ... closed file").
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     builder = SparkSession.builder
     conf = spark_conf(settings, app_name)
     conf.update(extra_conf or {})
