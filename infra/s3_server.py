@@ -74,6 +74,26 @@ def console_login(settings: Settings) -> tuple[str, str]:
     return CONSOLE_USER, password
 
 
+def write_security_config(folder: Path) -> None:
+    """SeaweedFS's security.toml (read from its working folder), made once, 0600.
+
+    With JWT keys set, the filer's and volume server's own HTTP ports refuse requests
+    that do not carry a token signed with them, so the lake is reached through the S3
+    gateway (which checks the key pair) and the console (which checks its login) only.
+    """
+    path = folder / "security.toml"
+    if path.exists():
+        return
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    text = "".join(
+        f'[{section}]\nkey = "{secrets.token_urlsafe(32)}"\nexpires_after_seconds = 30\n\n'
+        for section in sections
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 class S3Server(Service):
     name = "s3"
 
@@ -144,6 +164,7 @@ class S3Server(Service):
         data.mkdir(parents=True, exist_ok=True)
         p = s.seaweedfs_ports_from
         user, password = console_login(s)
+        write_security_config(data)
         cmd = [
             str(weed_binary()), "mini", f"-dir={data}",
             f"-ip={host}", f"-ip.bind={host}", "-master.telemetry=false",

@@ -191,3 +191,21 @@ def test_s3_refuses_wrong_credentials(stack: Settings, change: str) -> None:
             call()
         code = refused.value.response["Error"]["Code"]
         assert code in {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"}, code
+
+
+def test_seaweedfs_internal_ports_do_not_serve_the_lake(stack: Settings) -> None:
+    """The filer's and volume server's own HTTP ports would bypass the S3 key pair."""
+    import urllib.error
+    import urllib.request
+
+    if stack.s3_server != "seaweedfs":
+        pytest.skip("S3_SERVER is not seaweedfs")
+    filer = f"http://{stack.bind_host}:{stack.seaweedfs_ports_from + 4}"
+    for path in (
+        "/buckets/",
+        f"/buckets/{stack.lake_bucket}/",
+        f"/buckets/{stack.lake_bucket}/raw/",
+    ):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(filer + path, timeout=5)
+        assert refused.value.code == 401, path
