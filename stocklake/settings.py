@@ -8,6 +8,7 @@ No credential, endpoint or bucket name is written in code.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -125,8 +126,11 @@ class Settings(BaseSettings):
     @field_validator("lake_bucket", "kafka_bucket")
     @classmethod
     def _bucket_name(cls, value: str) -> str:
-        if not 3 <= len(value) <= 63 or value != value.lower():
-            raise ValueError("an S3 bucket name needs 3-63 lower-case characters")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
+            raise ValueError(
+                "an S3 bucket name has 3-63 characters: lower-case letters, digits, '.' and "
+                "'-', starting and ending with a letter or digit"
+            )
         return value
 
     @field_validator("kafka_bootstrap_servers")

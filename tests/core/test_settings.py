@@ -31,6 +31,12 @@ def test_environment_overrides_env_files(monkeypatch: pytest.MonkeyPatch) -> Non
         ("KAFKA_BOOTSTRAP_SERVERS", "localhost", "KAFKA_BOOTSTRAP_SERVERS='localhost'"),
         ("S3_ENDPOINT_URL", "127.0.0.1:9000", "S3_ENDPOINT_URL='127.0.0.1:9000'"),
         ("LAKE_BUCKET", "ab", "LAKE_BUCKET='ab'"),
+        ("LAKE_BUCKET", "lake-", "LAKE_BUCKET='lake-'"),
+        ("KAFKA_BUCKET", "my_topics", "KAFKA_BUCKET='my_topics'"),
+        ("S3_SERVER", "rclone", "S3_SERVER='rclone'"),
+        ("KAFKA_STORAGE", "sqlite", "KAFKA_STORAGE='sqlite'"),
+        ("LAKE_CONSOLE_PORT", "60000", "LAKE_CONSOLE_PORT='60000'"),
+        ("SEAWEEDFS_PORTS_FROM", "65530", "SEAWEEDFS_PORTS_FROM='65530'"),
         ("TOPIC_REALTIME_PARTITIONS", "0", "TOPIC_REALTIME_PARTITIONS='0'"),
     ],
 )
