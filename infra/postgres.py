@@ -127,9 +127,12 @@ class Postgres(Service):
                 old = int(stale.read_text().splitlines()[0])
                 if not pid_alive(old):
                     stale.unlink()
+        # Durable unless POSTGRES_DURABLE=false (a test run may trade safety for speed):
+        # a load reported "succeeded" must survive a kill -9 of the server.
+        durable = "on" if self.settings.postgres_durable else "off"
         options = (
             f"-h {self.settings.bind_host} -p {self.settings.postgres_port} -k {data} "
-            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
+            f"-c fsync={durable} -c full_page_writes={durable} -c synchronous_commit={durable} "
             "-c max_connections=100 -c shared_buffers=128MB"
         )
         result = self._run(
@@ -178,7 +181,10 @@ class Postgres(Service):
 
     def status(self) -> ServiceStatus:
         status = super().status()
-        status.extra = {"databases": f"{self.settings.warehouse_db}, {self.settings.airflow_db}"}
+        status.extra = {
+            "databases": f"{self.settings.warehouse_db}, {self.settings.airflow_db}",
+            "durable": "yes" if self.settings.postgres_durable else "no (POSTGRES_DURABLE=false)",
+        }
         if status.managed:
             status.extra["data_dir"] = str(self.data_dir)
         return status

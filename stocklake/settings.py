@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     warehouse_schema: str = Field(alias="WAREHOUSE_SCHEMA", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     airflow_db: str = Field(alias="AIRFLOW_DB")
     postgres_bin_dir: Path | None = Field(default=None, alias="POSTGRES_BIN_DIR")
+    # The embedded cluster syncs every commit to disk unless this is false.
+    postgres_durable: bool = Field(alias="POSTGRES_DURABLE")
 
     # S3 lake: MinIO, AWS S3 or the embedded S3 server.
     s3_endpoint_url: str = Field(alias="S3_ENDPOINT_URL")

@@ -1,0 +1,51 @@
+"""A commit the warehouse acknowledged survives a kill -9 of PostgreSQL right after it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.private_stack import cli, stack_env
+
+pytestmark = pytest.mark.services
+
+
+def _kill_9_server(pid: int) -> None:
+    server = psutil.Process(pid)
+    family = [server, *server.children(recursive=True)]
+    for process in family:
+        process.kill()
+    psutil.wait_procs(family, timeout=10)
+
+
+def test_acknowledged_commits_survive_kill_9(tmp_path: Path) -> None:
+    import psycopg
+
+    env = stack_env(tmp_path / "state")
+    dsn = f"host=127.0.0.1 port={env['POSTGRES_PORT']} user=postgres dbname=stocklake"
+    try:
+        for attempt in range(5):
+            up = cli(env, "up")
+            assert up.returncode == 0, up.stdout + up.stderr
+            pid = json.loads(cli(env, "status", "--json").stdout)[0]["pid"]
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS acknowledged (n int PRIMARY KEY)")
+                time.sleep(0.5)
+                conn.execute("INSERT INTO acknowledged VALUES (%s)", (attempt,))
+                # Acknowledged: the server dies at once, before any background flush.
+                _kill_9_server(pid)
+        up = cli(env, "up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        with psycopg.connect(dsn) as conn:
+            kept = [row[0] for row in conn.execute("SELECT n FROM acknowledged ORDER BY n")]
+        assert kept == list(range(5)), f"acknowledged commits lost: kept only {kept}"
+    finally:
+        cli(env, "down")
+        pointer = tmp_path / "state" / "postgres" / "cluster-root"
+        if pointer.exists():
+            shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
