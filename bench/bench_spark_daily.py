@@ -6,8 +6,9 @@ Measures, in one run on the same data:
   2. Spark computing the same metrics (same functions) from a local parquet copy;
   3. DuckDB computing the same metrics in SQL from the same local parquet copy.
 
-By default the lake is a private moto S3 server started here (the shared stack's S3
-server stays light for everyone else); --use-stack uses the configured endpoint.
+By default the lake is a private S3 server started here (SeaweedFS; --s3-server moto for
+moto), so the shared stack's S3 server stays light for everyone else; --use-stack uses
+the configured endpoint.
 
     python bench/bench_spark_daily.py --bars 10000000 --symbols 100
 """
@@ -18,11 +19,11 @@ import argparse
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from infra.private_stack import private_s3  # noqa: E402
 from stocklake import lake  # noqa: E402
 from stocklake.schemas import HISTORICAL_BAR_COLUMNS, arrow_schema  # noqa: E402
 from stocklake.settings import Settings, get_settings  # noqa: E402
@@ -142,27 +144,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_private_s3() -> tuple[subprocess.Popen, str]:
-    import urllib.request
-
-    port = free_port()
-    moto = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    process = subprocess.Popen(
-        [moto, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            return process, endpoint
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the private moto server did not start")
-
-
 def s3_client(settings: Settings):
     import boto3
 
@@ -192,6 +173,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="8g")
     parser.add_argument("--use-stack", action="store_true", help="use the configured S3 endpoint")
+    parser.add_argument("--s3-server", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
@@ -209,11 +191,10 @@ def main() -> None:
     parquet_dir.mkdir(parents=True, exist_ok=True)
     jsonl_dir.mkdir(parents=True, exist_ok=True)
 
-    moto = None
+    resources = ExitStack()
     settings = get_settings()
     if not args.use_stack:
-        moto, endpoint = start_private_s3()
-        settings = settings.model_copy(update={"s3_endpoint_url": endpoint})
+        settings = resources.enter_context(private_s3(args.s3_server))
     bucket = f"bench-daily-{int(time.time())}"
     settings = settings.model_copy(update={"lake_bucket": bucket, "spark_master": args.master})
     figures: dict = {"bars": 0, "days": len(days), "symbols": len(symbols), "master": args.master}
@@ -300,11 +281,9 @@ def main() -> None:
         figures["ratio_spark_s3a_over_spark_local"] = round(s3a_seconds / spark_local, 2)
         spark.stop()
     finally:
-        if moto is None:
+        if args.use_stack:
             empty_bucket(settings)
-        else:
-            moto.terminate()
-            moto.wait(10)
+        resources.close()
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(figures, indent=2, default=str))

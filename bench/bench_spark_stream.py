@@ -8,7 +8,7 @@
      passes their end, so this includes the watermark wait in accelerated event time.
 
 Ticks are written straight into raw/ as the landing stage would (no Kafka hop).
-By default the lake is a private moto S3 server started here.
+By default the lake is a private S3 server started here (SeaweedFS; --s3-server moto).
 
     python bench/bench_spark_stream.py --ticks 1000000
 """
@@ -23,6 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 
@@ -33,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_spark_daily import empty_bucket, s3_client, start_private_s3  # noqa: E402
+from bench_spark_daily import empty_bucket, s3_client  # noqa: E402
 
+from infra.private_stack import private_s3  # noqa: E402
 from ingestion.simulator import accelerated_start, simulate_ticks, tick_spacing  # noqa: E402
 from stocklake import lake  # noqa: E402
 from stocklake.schemas import format_ts  # noqa: E402
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--use-stack", action="store_true")
+    parser.add_argument("--s3-server", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--skip", choices=["throughput", "latency"], default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -235,10 +238,12 @@ def main() -> None:
     from spark_jobs.session import build_spark
 
     base = get_settings().model_copy(update={"spark_master": args.master})
-    moto = None
+    resources = ExitStack()
     if not args.use_stack:
-        moto, endpoint = start_private_s3()
-        base = base.model_copy(update={"s3_endpoint_url": endpoint})
+        private = resources.enter_context(private_s3(args.s3_server))
+        base = base.model_copy(
+            update={k: getattr(private, k) for k in ("s3_endpoint_url", "state_dir")}
+        )
     stamp = int(time.time())
     figures: dict = {"master": args.master}
     buckets = []
@@ -259,12 +264,10 @@ def main() -> None:
             )
         spark.stop()
     finally:
-        if moto is None:
+        if args.use_stack:
             for settings in buckets:
                 empty_bucket(settings)
-        else:
-            moto.terminate()
-            moto.wait(10)
+        resources.close()
     print(json.dumps(figures, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from stocklake.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,3 +66,33 @@ def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Com
         text=True,
         timeout=timeout,
     )
+
+
+@contextmanager
+def private_s3(kind: str = "seaweedfs") -> Iterator[Settings]:
+    """A private embedded S3 server (its own state folder and ports), stopped afterwards.
+
+    Yields settings whose endpoint, keys and lake bucket point at it (bucket provisioned).
+    """
+    from infra.s3_server import S3Server
+    from stocklake.settings import get_settings
+
+    state = Path(tempfile.mkdtemp(prefix=f"stocklake-s3-{kind}-"))
+    env = stack_env(state)
+    settings = get_settings().model_copy(
+        update={
+            "state_dir": state,
+            "s3_server": kind,
+            "s3_endpoint_url": env["S3_ENDPOINT_URL"],
+            "seaweedfs_ports_from": int(env["SEAWEEDFS_PORTS_FROM"]),
+            "lake_console_port": int(env["LAKE_CONSOLE_PORT"]),
+            "kafka_storage": "memory",
+        }
+    )
+    server = S3Server(settings)
+    try:
+        server.up()
+        yield settings
+    finally:
+        server.down()
+        shutil.rmtree(state, ignore_errors=True)
