@@ -1,84 +1,37 @@
-"""Benchmark the embedded stack: cold and warm `stocklake up`, idle RSS per service.
+"""Benchmark the embedded stack: cold, warm and restart `stocklake up`, idle RSS per service.
 
-Runs a private stack (its own state folder and free ports) so a running
-development stack is not disturbed, then stops it.
+Runs a private stack (its own state folder and free ports) so a running development
+stack is not disturbed, then stops it. `bench/bench_s3_servers.py` measures the same
+figures for moto and SeaweedFS side by side.
 
-    .venv/bin/python bench/bench_stack.py [--idle-seconds 5]
+    .venv/bin/python bench/bench_stack.py [--idle-seconds 5] [--config default|moto|seaweedfs]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode not in (0, 1):
-        raise SystemExit(f"stocklake {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result
+from bench_s3_servers import CONFIGS, measure
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--config", choices=list(CONFIGS), default="default")
     args = parser.parse_args()
-
-    state = Path(tempfile.mkdtemp(prefix="stocklake-bench-"))
-    env = {
-        **os.environ,
-        "STATE_DIR": str(state),
-        "POSTGRES_PORT": str(free_port()),
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
-    }
-    try:
-        started = time.monotonic()
-        cli(env, "up")
-        cold = time.monotonic() - started
-
-        started = time.monotonic()
-        cli(env, "up")
-        warm = time.monotonic() - started
-
-        cli(env, "down")
-        started = time.monotonic()
-        cli(env, "up")
-        restart = time.monotonic() - started
-
-        time.sleep(args.idle_seconds)
-        services = json.loads(cli(env, "status", "--json").stdout)
-    finally:
-        cli(env, "down")
-        pointer = state / "postgres" / "cluster-root"
-        if pointer.exists():
-            shutil.rmtree(pointer.read_text().strip(), ignore_errors=True)
-        shutil.rmtree(state, ignore_errors=True)
-
-    print(f"stocklake up, cold (initdb, new state):  {cold:6.2f} s")
-    print(f"stocklake up, all already healthy:       {warm:6.2f} s")
-    print(f"stocklake up, restart on existing state: {restart:6.2f} s")
+    figures = measure(args.config, argparse.Namespace(records=0, bars=0, **vars(args)))
+    print(f"stack: {args.config} {CONFIGS[args.config]}")
+    print(f"stocklake up, cold (initdb, new state):  {figures['up_cold_s']:6.2f} s")
+    print(f"stocklake up, all already healthy:       {figures['up_warm_s']:6.2f} s")
+    print(f"stocklake up, restart on existing state: {figures['up_restart_s']:6.2f} s")
     print(f"idle RSS after {args.idle_seconds:.0f} s (process and its children):")
-    for service in services:
-        print(f"  {service['name']:<9} {service['kind']:<11} {service['rss_mb']:8.1f} MB")
+    for key, value in figures.items():
+        if key.startswith("idle_rss_mb_"):
+            print(f"  {key.removeprefix('idle_rss_mb_'):<9} {value:8.1f} MB")
 
 
 if __name__ == "__main__":
