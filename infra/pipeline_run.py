@@ -1,0 +1,543 @@
+"""`make run`: the whole pipeline through Airflow's own scheduler, then what it produced.
+
+1. `stocklake up`, then Airflow (api-server, scheduler, dag-processor, triggerer;
+   infra/airflow_ui.py). Task logs are files under $AIRFLOW_HOME/logs, which the
+   api-server reads for the UI (no log server is started).
+2. Through the REST API (v2, the generated admin login): a backfill of
+   stock_market_batch over the trading dates, one triggered stock_market_realtime
+   run on a simulated session; both DAGs unpaused while make run runs.
+3. Wait for the runs, printing progress. A failed run is named with its failed
+   task and the tail of that task's log (exit 1); else each run's summary block.
+4. The DAGs paused again (when they were paused), `stocklake report`, the timings
+   and where to look: Airflow UI, lake console, warehouse.
+
+Re-runs: the backfill reprocesses dates that already ran (Airflow clears those runs
+and runs them again, keeping the earlier tries); the realtime run is deleted and
+triggered anew. The stages deduplicate, so the tables end up the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from infra.airflow_env import admin_login, airflow_home
+from infra.airflow_ui import start as start_airflow
+from infra.airflow_ui import ui_url
+from infra.local_stack import StackError
+from stocklake.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
+
+BATCH = "stock_market_batch"
+REALTIME = "stock_market_realtime"
+SUMMARY_TASK = "completion_summary"
+FINISHED_RUN = ("success", "failed")
+FINISHED_TASK = ("success", "failed", "skipped", "upstream_failed", "removed")
+POLL_S = 2.0
+WAIT_TIMEOUT_S = 1800.0
+LOG_TAIL_LINES = 40
+# The realtime run's data interval: the session's last 15 minutes (its end picks the day).
+REALTIME_INTERVAL_START = dt.time(20, 45, tzinfo=dt.UTC)
+REALTIME_INTERVAL = dt.timedelta(minutes=15)
+
+
+class PipelineError(Exception):
+    """A step failed; the message says which and where to look."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: str
+    batch_dates: list[dt.date]
+    realtime_date: dt.date | None
+    realtime_seconds: int
+
+    @property
+    def realtime_conf(self) -> dict[str, Any]:
+        return {"duration_seconds": self.realtime_seconds, "rate": 200, "clock": "accelerated"}
+
+
+@dataclass
+class Watched:
+    """One run make run waits for, found by its DAG and logical date."""
+
+    dag_id: str
+    label: str
+    logical_date: dt.datetime
+    run: dict[str, Any] = field(default_factory=dict)
+    progress: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.run.get("state") in FINISHED_RUN
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def step(title: str) -> None:
+    # Bold only on a terminal: `make run > log` gets no escape codes.
+    say(f"\n\033[1m== {title}\033[0m" if sys.stdout.isatty() else f"\n== {title}")
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+class AirflowApi:
+    """Airflow's REST API v2, logged in as the generated admin (a JWT from /auth/token)."""
+
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        login = httpx.post(
+            f"{base_url}/auth/token", json={"username": user, "password": password}, timeout=30
+        )
+        if login.status_code != 201:
+            raise PipelineError(f"Airflow login as {user} failed: {login.status_code} {login.text}")
+        self.client = httpx.Client(
+            base_url=f"{base_url}/api/v2",
+            headers={"Authorization": f"Bearer {login.json()['access_token']}"},
+            timeout=60,
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self.client.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise PipelineError(
+                f"Airflow API {method} {path}: {response.status_code} {response.text[:600]}"
+            )
+        return response
+
+    def runs(self, dag_id: str, **params: Any) -> list[dict[str, Any]]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100, **params}).json()[
+            "dag_runs"
+        ]
+
+    def run_path(self, run: dict[str, Any]) -> str:
+        return f"/dags/{run['dag_id']}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+
+    def task_instances(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.call("GET", f"{self.run_path(run)}/taskInstances").json()["task_instances"]
+
+    def task_log(self, run: dict[str, Any], task: dict[str, Any]) -> list[dict[str, Any]]:
+        """The task's log as the UI reads it (the api-server reads the local log file)."""
+        path = f"{self.run_path(run)}/taskInstances/{task['task_id']}/logs/{task['try_number']}"
+        response = self.call(
+            "GET", path, params={"full_content": True}, headers={"Accept": "application/json"}
+        )
+        return response.json()["content"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+
+def wait_for_dags(api: AirflowApi, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
+    """The dag-processor has parsed the DAG files (a backfill needs the serialized DAG)."""
+    deadline = time.monotonic() + timeout
+    for dag_id in dag_ids:
+        while api.client.get(f"/dags/{dag_id}").status_code == 404:
+            if time.monotonic() > deadline:
+                raise PipelineError(
+                    f"Airflow has not parsed {dag_id} after {timeout:.0f} s; see the "
+                    "dag-processor log under $AIRFLOW_HOME/logs/dag_processor/"
+                )
+            time.sleep(1)
+
+
+def batch_logical_date(day: dt.date) -> dt.datetime:
+    """The run for trading date `day` covers [previous weekday 22:00, `day` 22:00) UTC."""
+    if day.weekday() >= 5:
+        raise PipelineError(f"{day} is a {day:%A}: {BATCH} runs Monday to Friday only")
+    previous = day - dt.timedelta(days=3 if day.weekday() == 0 else 1)
+    return dt.datetime.combine(previous, dt.time(22), tzinfo=dt.UTC)
+
+
+def batch_runs(days: list[dt.date]) -> list[Watched]:
+    """One run per weekday from the first to the last date (the backfill's range)."""
+    first, last = min(days), max(days)
+    if dt.datetime.combine(last, dt.time(22), tzinfo=dt.UTC) > dt.datetime.now(dt.UTC):
+        raise PipelineError(f"the {BATCH} run for {last} can only start after {last} 22:00 UTC")
+    span = (first + dt.timedelta(days=n) for n in range((last - first).days + 1))
+    return [
+        Watched(BATCH, f"{BATCH} {day}", batch_logical_date(day))
+        for day in span
+        if day.weekday() < 5
+    ]
+
+
+def remove_runs_of_other_intervals(api: AirflowApi, watched: list[Watched]) -> None:
+    """Delete runs at these logical dates that cover another interval.
+
+    `airflow dags test D` (how make run worked before) made a run at logical date D
+    22:00 covering trading date D, where the scheduler's run for D+1 belongs; a
+    backfill would re-run it as it is, for the wrong day.
+    """
+    wanted = {w.logical_date for w in watched}
+    runs = api.runs(
+        BATCH,
+        logical_date_gte=min(wanted).isoformat(),
+        logical_date_lte=max(wanted).isoformat(),
+    )
+    for run in runs:
+        logical = parse_time(run["logical_date"])
+        if logical in wanted and parse_time(run["data_interval_start"]) != logical:
+            api.call("DELETE", api.run_path(run))
+            say(f"removed {run['dag_run_id']}: it covers another day than the backfill's run")
+
+
+def create_backfill(api: AirflowApi, watched: list[Watched], source: str) -> None:
+    """Backfill the range; dates that already ran are cleared and run again."""
+    body = {
+        "dag_id": BATCH,
+        "from_date": watched[0].logical_date.isoformat(),
+        "to_date": watched[-1].logical_date.isoformat(),
+        "reprocess_behavior": "completed",
+        "max_active_runs": 1,
+        "dag_run_conf": {"source": source},
+        "run_on_latest_version": True,
+    }
+    wait_for_unfinished_backfills(api)
+    backfill = api.call("POST", "/backfills", json=body).json()
+    say(
+        f"backfill {backfill['id']} of {BATCH}: logical dates {body['from_date']} .. "
+        f"{body['to_date']}, one run at a time, conf {body['dag_run_conf']}"
+    )
+
+
+def wait_for_unfinished_backfills(api: AirflowApi, timeout: float = WAIT_TIMEOUT_S) -> None:
+    """Airflow runs one backfill per DAG at a time: let an earlier one finish first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        backfills = api.call("GET", "/backfills", params={"dag_id": BATCH}).json()["backfills"]
+        active = [b["id"] for b in backfills if not b["completed_at"]]
+        if not active:
+            return
+        if time.monotonic() > deadline:
+            raise PipelineError(f"backfill {active} of {BATCH} still unfinished; see the UI")
+        say(f"waiting for the unfinished backfill {active} of {BATCH} (an earlier run)")
+        time.sleep(10)
+
+
+def trigger_realtime(api: AirflowApi, plan: Plan) -> Watched:
+    """One run on the simulated session; an earlier run of the same interval is replaced."""
+    assert plan.realtime_date is not None
+    start = dt.datetime.combine(plan.realtime_date, REALTIME_INTERVAL_START)
+    end = start + REALTIME_INTERVAL
+    watched = Watched(REALTIME, f"{REALTIME} {plan.realtime_date}", start)
+    at = start.isoformat()
+    for run in api.runs(REALTIME, logical_date_gte=at, logical_date_lte=at):
+        if run["state"] not in FINISHED_RUN:
+            say(f"{run['dag_run_id']} of {REALTIME} is still {run['state']}: waiting for it")
+            return watched
+        api.call("DELETE", api.run_path(run))
+        say(f"removed the earlier {run['dag_run_id']} of {REALTIME}, to run it again")
+    body = {
+        # A new run id each time: a re-used one would append to the earlier run's log files.
+        "dag_run_id": f"make_run__{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "logical_date": start.isoformat(),
+        "data_interval_start": start.isoformat(),
+        "data_interval_end": end.isoformat(),
+        # When a scheduled run of this interval would start; it also puts this run ahead
+        # of the latest-interval run that unpausing queues.
+        "run_after": end.isoformat(),
+        "conf": plan.realtime_conf,
+    }
+    run = api.call("POST", f"/dags/{REALTIME}/dagRuns", json=body).json()
+    say(f"triggered {run['dag_run_id']} of {REALTIME}: interval {start} .. {end}")
+    return watched
+
+
+@contextmanager
+def unpaused(api: AirflowApi, dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
+    """Unpause the DAGs (Airflow runs nothing of a paused DAG); pause them again after."""
+    was_paused = [d for d in dag_ids if api.call("GET", f"/dags/{d}").json()["is_paused"]]
+    for dag_id in was_paused:
+        api.set_paused(dag_id, False)
+    if was_paused:
+        say(f"unpaused {', '.join(was_paused)} (paused again at the end)")
+    try:
+        yield was_paused
+    finally:
+        for dag_id in was_paused:
+            api.set_paused(dag_id, True)
+        drop_unrequested_runs(api, was_paused)
+        if was_paused:
+            say(f"paused {', '.join(was_paused)} again: nothing runs on its own until unpaused")
+
+
+def drop_unrequested_runs(api: AirflowApi, dag_ids: list[str]) -> None:
+    """Delete scheduled runs that unpausing queued (catchup is off) before they start.
+
+    Unpausing makes the scheduler run each DAG's latest interval. The batch one starts
+    at once and skips (no bars for today's date in the bundled CSV); the realtime one
+    waits behind make run's run, so it is removed here and its ticks never mix in.
+    """
+    for dag_id in dag_ids:
+        for run in api.runs(dag_id, run_type="scheduled", state="queued"):
+            if not run["start_date"]:
+                api.call("DELETE", api.run_path(run))
+                say(f"removed {run['dag_run_id']} of {dag_id}: queued by unpausing, not started")
+
+
+def refresh(api: AirflowApi, watched: Watched) -> None:
+    at = watched.logical_date.isoformat()
+    runs = api.runs(watched.dag_id, logical_date_gte=at, logical_date_lte=at)
+    watched.run = runs[0] if runs else {}
+
+
+def progress_of(api: AirflowApi, watched: Watched) -> str:
+    """One line: the run's state, tasks done and what runs now."""
+    run = watched.run
+    if not run:
+        return "not created yet"
+    state = run["state"]
+    if state != "running":
+        duration = f" in {run['duration']:.0f} s" if run.get("duration") else ""
+        return f"{state}{duration}  ({run['dag_run_id']})"
+    tasks = api.task_instances(run)
+    done = sum(t["state"] in FINISHED_TASK for t in tasks)
+    active = [
+        f"{t['task_id']} (retry)" if t["state"] == "up_for_retry" else t["task_id"]
+        for t in tasks
+        if t["state"] in ("queued", "running", "up_for_retry", "deferred")
+    ]
+    now = f"; now {', '.join(active)}" if active else ""
+    return f"running, {done}/{len(tasks)} tasks done{now}"
+
+
+def wait_for_runs(api: AirflowApi, watched: list[Watched], unpaused_dags: list[str]) -> None:
+    """Poll until every run finished, printing each change of progress."""
+    started = time.monotonic()
+    while True:
+        for w in watched:
+            refresh(api, w)
+            progress = progress_of(api, w)
+            if progress != w.progress:
+                w.progress = progress
+                say(f"[{time.monotonic() - started:5.0f} s] {w.label}: {progress}")
+        drop_unrequested_runs(api, unpaused_dags)
+        if all(w.finished for w in watched):
+            return
+        if time.monotonic() - started > WAIT_TIMEOUT_S:
+            unfinished = ", ".join(w.label for w in watched if not w.finished)
+            raise PipelineError(f"still not finished after {WAIT_TIMEOUT_S:.0f} s: {unfinished}")
+        time.sleep(POLL_S)
+
+
+def log_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """Structured log entries as text lines (time, level, message, exception)."""
+    lines: list[str] = []
+    for entry in entries:
+        event = str(entry.get("event", ""))
+        if event.startswith("::"):  # the UI's folding markers
+            continue
+        first, *rest = event.splitlines() or [""]
+        lines.append(f"{entry.get('timestamp', '')[11:19]} {entry.get('level', ''):<7} {first}")
+        lines.extend(f"    {line}" for line in rest)
+        for error in entry.get("error_detail") or []:
+            lines.append(f"    {error.get('exc_type')}: {error.get('exc_value')}")
+    return lines
+
+
+def report_failure(api: AirflowApi, watched: Watched) -> str:
+    """Name the failed run and task, print the tail of that task's log; return a line."""
+    run = watched.run
+    tasks = api.task_instances(run)
+    failed = [t for t in tasks if t["state"] == "failed"] or [
+        t for t in tasks if t["state"] == "upstream_failed"
+    ]
+    if not failed:
+        return f"{watched.label} ({run['dag_run_id']}) failed; see its grid in the UI"
+    task = failed[0]
+    say(
+        f"\n{watched.label} FAILED: run {run['dag_run_id']}, task {task['task_id']} "
+        f"(try {task['try_number']}); the last lines of its log:"
+    )
+    for line in log_lines(api.task_log(run, task))[-LOG_TAIL_LINES:]:
+        say(f"  {line}")
+    return f"{watched.label}: task {task['task_id']} failed in run {run['dag_run_id']}"
+
+
+def summary_block(api: AirflowApi, watched: Watched) -> str:
+    """The run's completion summary, as the summary task logged it."""
+    tasks = {t["task_id"]: t for t in api.task_instances(watched.run)}
+    task = tasks.get(SUMMARY_TASK)
+    if not task or task["state"] != "success":
+        skipped = [t for t, ti in tasks.items() if ti["state"] == "skipped"]
+        return f"{watched.label}: no summary (skipped: {', '.join(skipped) or 'none'})"
+    blocks = [
+        str(entry["event"])
+        for entry in api.task_log(watched.run, task)
+        if str(entry.get("event", "")).startswith(f"{watched.dag_id} completed:")
+    ]
+    if not blocks:
+        return f"{watched.label}: the summary task's log has no summary block"
+    return f"{watched.label} ({watched.run['dag_run_id']}) {blocks[-1]}"
+
+
+def run_command(args: list[str]) -> None:
+    """A `stocklake` command, its output shown as it comes."""
+    result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise PipelineError(f"stocklake {' '.join(args)} failed (exit {result.returncode})")
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float]] = []
+
+    @contextmanager
+    def timed(self, label: str) -> Iterator[None]:
+        started = time.monotonic()
+        yield
+        self.rows.append((label, time.monotonic() - started))
+
+    def show(self) -> None:
+        for label, seconds in self.rows:
+            say(f"{label:<52} {seconds:5.0f} s")
+
+
+def start_services(settings: Settings, timings: Timings) -> AirflowApi:
+    step("Starting the local stack")
+    with timings.timed("stocklake up"):
+        run_command(["up"])
+    step("Starting Airflow (api-server, scheduler, dag-processor, triggerer)")
+    with timings.timed("Airflow start"):
+        url, user, password = start_airflow(settings)
+        if password is None:
+            raise PipelineError(f"no generated Airflow password yet; see {settings.state_path}")
+        api = AirflowApi(url, user, password)
+        wait_for_dags(api, (BATCH, REALTIME))
+    say(f"Airflow is up at {url}; task logs in {airflow_home(settings) / 'logs'}")
+    return api
+
+
+def run_pipeline(api: AirflowApi, plan: Plan, timings: Timings) -> list[Watched]:
+    """Backfill, trigger, wait; return the runs (finished)."""
+    step(f"Running the DAGs through the scheduler (source={plan.source})")
+    watched = batch_runs(plan.batch_dates)
+    remove_runs_of_other_intervals(api, watched)
+    create_backfill(api, watched, plan.source)
+    dag_ids = (BATCH,)
+    if plan.realtime_date:
+        # Triggered while still paused, so it is queued before anything unpausing queues.
+        watched.append(trigger_realtime(api, plan))
+        dag_ids = (BATCH, REALTIME)
+    wall = timings.timed("all runs, through the scheduler (wall)")
+    with wall, unpaused(api, dag_ids) as unpaused_dags:
+        wait_for_runs(api, watched, unpaused_dags)
+    for w in watched:
+        timings.rows.append((f"  {w.label} (run duration)", w.run.get("duration") or 0.0))
+    return watched
+
+
+def show_results(api: AirflowApi, watched: list[Watched]) -> list[str]:
+    """Each run's summary block, or for a failed run its failed task's log tail."""
+    step("Each run's summary (from its completion_summary task log)")
+    failures = [report_failure(api, w) for w in watched if w.run["state"] != "success"]
+    for w in watched:
+        if w.run["state"] == "success":
+            say(summary_block(api, w))
+    return failures
+
+
+def lake_console_login(settings: Settings) -> tuple[str, str] | None:
+    from infra.s3_server import S3Server, console_login
+
+    server = S3Server(settings)
+    if not server.console_up():
+        return None
+    if settings.s3_server == "seaweedfs":
+        return console_login(settings)
+    return settings.s3_access_key, settings.s3_secret_key  # MinIO's console: the key pair
+
+
+def show_access(settings: Settings) -> None:
+    """Where to look, with the logins; everything stays up."""
+    user, password = admin_login(settings)
+    say("\nThe stack and Airflow are still running:")
+    say(f"  Airflow UI    {ui_url(settings)}  login: {user} / {password}")
+    console = lake_console_login(settings)
+    if console:
+        say(f"  lake console  {settings.lake_console_url}  login: {console[0]} / {console[1]}")
+    say(f"  lake (S3)     {settings.s3_endpoint_url}  (browse: .venv/bin/stocklake ls)")
+    say(
+        f"  warehouse     psql -h {settings.postgres_host} -p {settings.postgres_port} "
+        f"-U {settings.postgres_user} {settings.warehouse_db}"
+        '   (or: .venv/bin/stocklake sql "SELECT ...")'
+    )
+    say("Stop everything with: make down")
+
+
+def yfinance_dates(today: dt.date) -> list[dt.date]:
+    """Yahoo serves recent bars only: the last three weekdays before today."""
+    days: list[dt.date] = []
+    day = today
+    while len(days) < 3:
+        day -= dt.timedelta(days=1)
+        if day.weekday() < 5:
+            days.append(day)
+    return sorted(days)
+
+
+def parse_plan(argv: list[str] | None) -> tuple[Plan, bool]:
+    parser = argparse.ArgumentParser(prog="python -m infra.pipeline_run", description=__doc__)
+    env = os.environ.get
+    parser.add_argument("--source", default=env("SOURCE", "csv"))
+    parser.add_argument(
+        "--batch-dates",
+        default=env("BATCH_DATES"),
+        help="trading dates (first to last: every weekday between gets a run)",
+    )
+    parser.add_argument("--realtime-date", default=env("REALTIME_DATE", "2020-12-31"))
+    parser.add_argument("--realtime-seconds", type=int, default=int(env("REALTIME_SECONDS", "30")))
+    parser.add_argument("--no-realtime", action="store_true", help="the batch backfill only")
+    parser.add_argument("--no-report", action="store_true", help="skip `stocklake report`")
+    args = parser.parse_args(argv)
+    if args.batch_dates:
+        dates = [dt.date.fromisoformat(d) for d in args.batch_dates.replace(",", " ").split()]
+    elif args.source == "yfinance":
+        dates = yfinance_dates(dt.date.today())
+    else:
+        dates = [dt.date(2020, 12, 29), dt.date(2020, 12, 30), dt.date(2020, 12, 31)]
+    realtime = None if args.no_realtime else dt.date.fromisoformat(args.realtime_date)
+    return Plan(args.source, dates, realtime, args.realtime_seconds), args.no_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan, no_report = parse_plan(argv)
+    settings = get_settings()
+    timings = Timings()
+    try:
+        api = start_services(settings, timings)
+        watched = run_pipeline(api, plan, timings)
+        failures = show_results(api, watched)
+    except (PipelineError, StackError, SettingsError, httpx.HTTPError) as error:
+        say(f"\nmake run failed: {error}")
+        return 1
+    if failures:
+        say("\nmake run failed:\n  " + "\n  ".join(failures))
+        show_access(settings)
+        return 1
+    if not no_report:
+        step("What the pipeline produced")
+        with timings.timed("report"):
+            run_command(["report"])
+    step("Timings")
+    timings.show()
+    show_access(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
