@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from infra.airflow_env import S3_CONN_ID, SPARK_CONN_ID
 from stocklake.settings import PROJECT_ROOT, Settings, get_settings
@@ -24,6 +24,7 @@ __all__ = [
     "lake_bucket",
     "log_summary",
     "settings",
+    "skip_run",
     "spark_cluster",
     "summary_of",
 ]
@@ -54,6 +55,14 @@ DEFAULT_ARGS: dict[str, Any] = {
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": on_task_failure,
 }
+
+
+def skip_run(reason: str) -> NoReturn:
+    """Skip the task, saying why in its log (Airflow itself logs only "Skipping task.")."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    log.warning("skipping: %s", reason)
+    raise AirflowSkipException(reason)
 
 
 @lru_cache(maxsize=1)

@@ -4,8 +4,10 @@ produce -> land -> wait for the raw partition -> Spark daily metrics ->
 check the processed partition -> load the warehouse -> data checks -> summary.
 
 Every date comes from the run's data interval: a run scheduled at 22:00 UTC
-on day D covers [D-1 22:00, D 22:00), i.e. trading date D. Wiring only: the
-work lives in the stage packages, imported inside the tasks.
+on day D covers [D-1 22:00, D 22:00), i.e. date D; Monday's run covers
+Saturday to Monday. Only the interval's trading dates (the exchange calendar,
+`stocklake.trading_calendar`) are run; the log names the others and why. Wiring
+only: the work lives in the stage packages, imported inside the tasks.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dags.common import (
     S3_CONN_ID,
     completion_summary,
     lake_bucket,
+    log,
     settings,
+    skip_run,
     spark_cluster,
     summary_of,
 )
@@ -47,39 +51,43 @@ from dags.common import (
 def stock_market_batch() -> None:
     @task(execution_timeout=timedelta(minutes=10))
     def produce_bars(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        """Send the interval's bars to Kafka; skip the run on a day without bars."""
-        from airflow.exceptions import AirflowSkipException
-
+        """Send the bars of the interval's trading dates to Kafka; skip a run without any."""
         from ingestion.producer import produce_historical
         from stocklake import lake
-        from stocklake.schemas import trade_dates_in
+        from stocklake.trading_calendar import interval_dates
 
-        dates = trade_dates_in(data_interval_start, data_interval_end)
-        if not dates:
-            raise AirflowSkipException(
-                f"no trading date in [{data_interval_start}, {data_interval_end})"
-            )
+        interval = f"[{data_interval_start}, {data_interval_end})"
+        run = interval_dates(data_interval_start, data_interval_end)
+        if not run.trading:
+            skip_run(f"{interval} {run.describe()}")
+        log.info("%s %s", interval, run.describe())
         summary = produce_historical(
             settings(),
             source=params["source"],
             symbols=params["symbols"] or None,
-            start=dates[0],
-            end=dates[-1] + timedelta(days=1),
+            start=run.trading[0],
+            end=run.trading[-1] + timedelta(days=1),
             interval=params["interval"],
-            # A holiday is an empty day, not an error: the run is skipped below.
+            # A trading date the source has no bar for is reported below, not an error.
             allow_empty=True,
         )
-        if summary.records == 0:
-            raise AirflowSkipException(
-                f"{params['source']} has no {params['interval']} bars for "
-                f"{', '.join(map(str, dates))} (a market holiday?): nothing to do"
+        dates = [day for day in run.trading if summary.per_date[day]]
+        no_bars = ", ".join(str(day) for day in run.trading if day not in dates)
+        if not dates:
+            skip_run(
+                f"{params['source']} has no {params['interval']} bars for trading date(s) "
+                f"{no_bars} in {interval}: nothing to do"
             )
+        if no_bars:
+            log.warning("%s has no %s bars for %s", params["source"], params["interval"], no_bars)
         return {
             "dates": [d.isoformat() for d in dates],
             "first_date": dates[0].isoformat(),
             "last_date": dates[-1].isoformat(),
+            # The sensor waits only for dates that were sent bars.
             "raw_key_patterns": [f"{lake.raw_historical_prefix(d)}*" for d in dates],
             "produced": summary.records,
+            "not_trading": {str(day): why for day, why in run.closed.items()},
         }
 
     @task(execution_timeout=timedelta(minutes=15))

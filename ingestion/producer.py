@@ -24,7 +24,7 @@ from ingestion.simulator import (
     simulate_ticks,
     tick_spacing,
 )
-from stocklake.schemas import INTERVALS, HistoricalBar, RealtimeTick
+from stocklake.schemas import INTERVALS, HistoricalBar, RealtimeTick, trade_date_of
 from stocklake.settings import Settings
 
 HistoricalSource = Literal["yfinance", "csv", "synthetic"]
@@ -54,6 +54,8 @@ class ProduceSummary:
     seconds: float = 0.0
     per_symbol: Counter[str] = field(default_factory=Counter)
     partitions: Counter[int] = field(default_factory=Counter)
+    # Acknowledged records per trading date (the UTC date of their event time).
+    per_date: Counter[date] = field(default_factory=Counter)
     first_event: datetime | None = None
     last_event: datetime | None = None
     gaps: dict[str, list[date]] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class ProduceSummary:
             "records_per_second": round(self.rate, 1),
             "per_symbol": dict(sorted(self.per_symbol.items())),
             "partitions": {str(k): v for k, v in sorted(self.partitions.items())},
+            "per_date": {d.isoformat(): n for d, n in sorted(self.per_date.items())},
             "first_event": self.first_event.isoformat() if self.first_event else None,
             "last_event": self.last_event.isoformat() if self.last_event else None,
             "gaps": {sym: [d.isoformat() for d in days] for sym, days in self.gaps.items()},
@@ -140,10 +143,11 @@ def send_records(
     errors: list[BaseException] = []
     started = time.perf_counter()
 
-    def delivered(symbol: str, size: int, metadata: Any) -> None:
+    def delivered(symbol: str, size: int, day: date, metadata: Any) -> None:
         summary.records += 1
         summary.bytes += size
         summary.per_symbol[symbol] += 1
+        summary.per_date[day] += 1
         summary.partitions[metadata.partition] += 1
         if progress is not None:
             progress(1)
@@ -162,7 +166,7 @@ def send_records(
             summary.first_event = min(summary.first_event or moment, moment)
             summary.last_event = max(summary.last_event or moment, moment)
             future = producer.send(topic, key=symbol.encode(), value=value)
-            future.add_callback(delivered, symbol, len(value))
+            future.add_callback(delivered, symbol, len(value), trade_date_of(moment))
             future.add_errback(failed)
             if errors:
                 break

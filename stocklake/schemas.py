@@ -259,22 +259,3 @@ class QuarantineRecord:
 def trade_date_of(ts: datetime) -> date:
     """The trading date a bar belongs to: its UTC date (US sessions never cross it)."""
     return _utc(ts).date()
-
-
-def trade_dates_in(start: datetime, end: datetime) -> list[date]:
-    """Trading dates whose 00:00 UTC falls in [start, end): one scheduling interval's days.
-
-    A run scheduled after the US close (22:00 UTC) covers [D-1 22:00, D 22:00),
-    which holds exactly date D: its daily bar (00:00 UTC) and its session's
-    intraday bars (13:30-21:00 UTC).
-    """
-    from datetime import timedelta
-
-    start, end = _utc(start), _utc(end)
-    first = start.date() if start.time() == datetime.min.time() else start.date() + timedelta(1)
-    days = []
-    day = first
-    while datetime(day.year, day.month, day.day, tzinfo=UTC) < end:
-        days.append(day)
-        day += timedelta(days=1)
-    return days

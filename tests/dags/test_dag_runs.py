@@ -202,3 +202,30 @@ def test_realtime_dag_produces_window_rows(isolated: dict[str, str]) -> None:
         "WHERE min_price > avg_price OR max_price < avg_price OR tick_count <= 0",
     )
     assert bad == 0
+
+
+def test_a_monday_run_covers_only_monday(isolated: dict[str, str]) -> None:
+    # Monday's interval [Fri 2020-12-25 22:00, Mon 22:00) holds Saturday and Sunday too:
+    # the run must not wait for their raw partitions (none ever exists).
+    result, states = run_dag(isolated, BATCH, "2020-12-28T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
+    log = result.stdout + result.stderr
+    assert "covers 2020-12-28; skipped 2020-12-26 (Saturday), 2020-12-27 (Sunday)" in log
+    assert daily_checksum(isolated, "2020-12-28")[0] == 7
+    ((weekend,),) = warehouse(
+        isolated,
+        "SELECT COUNT(*) FROM daily_metrics WHERE trade_date IN ('2020-12-26', '2020-12-27')",
+    )
+    assert weekend == 0
+
+
+def test_a_holiday_run_is_skipped_saying_why(isolated: dict[str, str]) -> None:
+    result, states = run_dag(isolated, BATCH, "2020-12-25T22:00:00+00:00")
+    assert states["produce_bars"] == "skipped", _explain(result)
+    assert "failed" not in states.values(), states
+    log = result.stdout + result.stderr
+    assert (
+        "skipping: [2020-12-24 22:00:00+00:00, 2020-12-25 22:00:00+00:00) covers no trading "
+        "date; skipped 2020-12-25 (holiday: Christmas): not XNYS trading days"
+    ) in log, _explain(result)
+    assert "AirflowSkipException is deprecated" not in log
