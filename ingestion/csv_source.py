@@ -2,7 +2,8 @@
 
 Quirks of real files handled here: any column order, `2019-05-20 09-30`
 intraday times in exchange time with no zone, float volumes (`148158800.0`),
-float32 price noise (kept as given) and missing days (reported, never filled).
+float32 price noise (kept as given) and missing trading days (reported against
+the exchange calendar, never filled).
 Every bad value raises CsvError naming the file, the line and the column.
 """
 
@@ -13,8 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
-from functools import lru_cache
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ingestion.market_hours import EXCHANGE_TZ, DateRange, daily_bar_ts
 from stocklake.schemas import HistoricalBar, trade_date_of
 from stocklake.settings import PROJECT_ROOT
+from stocklake.trading_calendar import trading_days
 
 BUNDLED_DATA_DIR = PROJECT_ROOT / "data"
 
@@ -315,28 +316,15 @@ def _row_to_bar(
         raise CsvError(f"{path}:{line}: {problems}") from None
 
 
-@lru_cache(maxsize=1)
-def bundled_trading_days() -> frozenset[date]:
-    """Every date any bundled daily file has a bar for: the reference calendar for gaps."""
-    days: set[date] = set()
-    for bundled in BUNDLED_FILES:
-        if bundled.interval != "1d":
-            continue
-        with bundled.path.open(newline="") as handle:
-            days.update(date.fromisoformat(row["date"]) for row in csv.DictReader(handle))
-    return frozenset(days)
-
-
-def find_gaps(bars: Iterable[HistoricalBar], calendar: Iterable[date]) -> dict[str, list[date]]:
-    """Per symbol, calendar days inside its own first..last bar that it has no bar for."""
+def find_gaps(bars: Iterable[HistoricalBar]) -> dict[str, list[date]]:
+    """Per symbol, the exchange's trading days inside its own first..last bar it has no bar for."""
     by_symbol: dict[str, set[date]] = {}
     for bar in bars:
         by_symbol.setdefault(bar.symbol, set()).add(trade_date_of(bar.ts))
-    calendar = sorted(set(calendar))
     gaps = {}
     for sym, own in sorted(by_symbol.items()):
-        first, last = min(own), max(own)
-        missing = [day for day in calendar if first <= day <= last and day not in own]
+        expected = trading_days(min(own), max(own) + timedelta(days=1))
+        missing = [day for day in expected if day not in own]
         if missing:
             gaps[sym] = missing
     return gaps
@@ -386,6 +374,6 @@ def load_bundled(
                 f"to {result.last_date}, none in {days}; pick dates inside that span"
             )
         if interval == "1d":
-            result.gaps = find_gaps(result.bars, bundled_trading_days())
+            result.gaps = find_gaps(result.bars)
         results.append(result)
     return results

@@ -318,7 +318,7 @@ def collect_historical(
                     f"in {days}"
                 )
             if interval == "1d":
-                result.gaps = csv_source.find_gaps(result.bars, csv_source.bundled_trading_days())
+                result.gaps = csv_source.find_gaps(result.bars)
             results = [result]
         gaps: dict[str, list[date]] = {}
         notes = list(skipped)

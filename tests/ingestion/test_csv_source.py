@@ -208,3 +208,34 @@ def test_a_holiday_is_an_error_unless_empty_is_allowed():
     gap_day = {"start": date(2020, 10, 23), "end": date(2020, 10, 24)}
     batch = collect_historical("csv", symbols=["AAPL", "META"], allow_empty=True, **gap_day)
     assert [bar.symbol for bar in batch.bars] == ["AAPL"]
+
+
+def test_gaps_in_a_user_file_are_found_in_any_year(tmp_path: Path):
+    """Missing trading days are found against the exchange calendar, not the bundled files."""
+    from datetime import timedelta
+
+    from ingestion.producer import collect_historical
+
+    holidays_2015 = {
+        date(2015, 1, 1), date(2015, 1, 19), date(2015, 2, 16), date(2015, 4, 3),
+        date(2015, 5, 25), date(2015, 7, 3), date(2015, 9, 7), date(2015, 11, 26),
+        date(2015, 12, 25),
+    }  # fmt: skip
+    weekdays = [
+        date(2015, 1, 1) + timedelta(days=n)
+        for n in range(365)
+        if (date(2015, 1, 1) + timedelta(days=n)).weekday() < 5
+    ]
+    missing = [day for day in weekdays if day not in holidays_2015][5::16][:15]
+    assert len(missing) == 15
+    rows = [
+        f"{day},10,11,9,10.5,1000"
+        for day in weekdays
+        if day not in holidays_2015 and day not in missing
+    ]
+    path = tmp_path / "ibm_2015.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    batch = collect_historical("csv", file=str(path), symbol="IBM", start=date(2015, 1, 1))
+    assert len(batch.bars) == 252 - 15
+    # Weekends and the exchange's holidays (Good Friday, Thanksgiving...) are not gaps.
+    assert batch.gaps == {"IBM": missing}
