@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,6 +33,7 @@ from ingestion.producer import (
     produce_realtime,
 )
 from ingestion.yahoo import DEFAULT_SYMBOLS, YahooError
+from stocklake.schemas import SYMBOL_RULE, is_symbol
 from stocklake.settings import get_settings
 
 app = typer.Typer(
@@ -86,7 +88,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as J
 
 
 def _symbols(text: str | None) -> list[str] | None:
-    return [part.strip().upper() for part in text.split(",") if part.strip()] if text else None
+    """--symbols as a list; a bad symbol is one red line and exit status 2 (a usage error)."""
+    if not text:
+        return None
+    symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
+    bad = [symbol for symbol in symbols if not is_symbol(symbol)]
+    if bad:
+        listed = escape(", ".join(repr(symbol) for symbol in bad))
+        err_console.print(
+            f"[red]error:[/red] --symbols: {listed} is not a symbol; a symbol is {SYMBOL_RULE}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    return symbols
 
 
 def _day(value: datetime | None) -> date | None:

@@ -9,6 +9,7 @@ warehouse loaders (readers).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -26,6 +27,17 @@ from pydantic import (
 SCHEMA_VERSION = 1
 INTERVALS = ("1d", "1h", "5m", "1m")
 SOURCES = ("yfinance", "csv", "synthetic", "simulator")
+
+# A ticker: a letter, or ^ for an index (^GSPC), then letters, digits, '.', '-' or '='
+# (BRK.B, BRK-B, EURUSD=X, ES=F). The one symbol rule: the models and the CLI use it.
+SYMBOL_PATTERN = r"^[A-Z^][A-Z0-9.\-=]{0,15}$"
+SYMBOL_RULE = "an upper-case letter or ^, then up to 15 upper-case letters, digits, '.', '-' or '='"
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def is_symbol(text: str) -> bool:
+    """Whether `text` is a symbol by the contract's rule (SYMBOL_RULE)."""
+    return _SYMBOL.fullmatch(text) is not None
 
 
 class RecordError(ValueError):
@@ -57,7 +69,7 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    symbol: str = Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9^.\-=]+$")
+    symbol: str = Field(pattern=SYMBOL_PATTERN)
 
     def to_json(self) -> bytes:
         payload = self.model_dump(mode="json")

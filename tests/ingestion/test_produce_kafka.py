@@ -24,7 +24,7 @@ from ingestion.producer import (
     produce_historical,
     produce_ticks,
 )
-from stocklake.schemas import HistoricalBar, RealtimeTick, parse_record
+from stocklake.schemas import SYMBOL_RULE, HistoricalBar, RealtimeTick, parse_record
 from stocklake.settings import Settings, load_settings
 
 PARTITIONS = 3
@@ -235,3 +235,26 @@ def test_cli_errors_exit_non_zero_with_a_message(yahoo_replay, args, message):
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "bad"),
+    [
+        (["historical", "--source", "synthetic", "--symbols", "AAPL,=", "--period", "5d"], "'='"),
+        (["historical", "--source", "csv", "--symbols", "..", "--json"], "'..'"),
+        (["realtime", "--symbols", "AAPL, a b ,MSFT", "--count", "1", "--rate", "0"], "'A B'"),
+        (
+            ["realtime", "--symbols", "1AAPL,[bold]X", "--count", "1", "--json"],
+            "'1AAPL', '[BOLD]X'",
+        ),
+    ],
+)
+def test_a_bad_symbol_is_one_line_naming_the_option_and_the_rule(args, bad, monkeypatch):
+    # Checked before any bar is made or any broker is contacted (none answers here anyway).
+    no_broker = load_settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9")
+    monkeypatch.setattr("cli.produce.get_settings", lambda: no_broker)
+    result = CliRunner().invoke(app, ["produce", *args], env={"COLUMNS": "60"})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "ValidationError" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert "--symbols" in line and bad in line and SYMBOL_RULE in line

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stocklake.schemas import HistoricalBar, RealtimeTick, parse_record
+from stocklake.schemas import HistoricalBar, RealtimeTick, RecordError, is_symbol, parse_record
 from streaming.validation import REASONS, Accepted, Rejected, check_record
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -114,6 +114,14 @@ def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
         ("historical", bar(high=390.0, low=399.0), "high_below_low", "OHLC"),
         ("historical", bar(close=420.0), "ohlc_inconsistent", "OHLC"),
         ("realtime", tick(symbol="aapl"), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="="), "invalid_value", "symbol"),
+        ("realtime", tick(symbol=".."), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="-X"), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="1AAPL"), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="A^B"), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="AAPL\n"), "invalid_value", "symbol"),
+        ("realtime", tick(symbol="A" * 17), "invalid_value", "symbol"),
+        ("realtime", tick(symbol=""), "invalid_value", "symbol"),
         ("realtime", tick(event_time="2024-03-01T10:15:30"), "invalid_value", "timezone"),
         ("realtime", tick(event_time="2024-03-02T12:00:01Z"), "future_event_time", "2024-03-02"),
         ("historical", bar(ts="2024-03-05T00:00:00Z"), "future_event_time", "2024-03-05"),
@@ -128,6 +136,23 @@ def test_bad_records_get_a_reason_naming_the_problem(
     assert code in REASONS
     assert names in verdict.detail
     assert verdict.reason.startswith(f"{code}: ")
+
+
+@pytest.mark.parametrize(
+    "symbol", ["AAPL", "A", "^GSPC", "BRK.B", "BRK-B", "EURUSD=X", "ES=F", "A" * 16]
+)
+def test_symbols_start_with_a_letter_or_caret(symbol: str) -> None:
+    verdict = check("realtime", tick(symbol=symbol))
+    assert isinstance(verdict, Accepted), verdict
+    assert is_symbol(symbol)
+    assert parse_record("realtime", tick(symbol=symbol)).symbol == symbol
+
+
+def test_the_symbol_rule_is_the_models_rule() -> None:
+    for text in ("=", "..", "1AAPL", "A^B", "AAPL\n", "A" * 17, "", "aapl", "A B"):
+        assert not is_symbol(text), text
+        with pytest.raises(RecordError, match="symbol"):
+            parse_record("realtime", tick(symbol=text))
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
