@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import typer
@@ -28,15 +28,19 @@ SCHEMA_HELP = "PostgreSQL schema (default WAREHOUSE_SCHEMA) or Snowflake schema 
 def _dates(
     day: datetime | None, start: datetime | None, end: datetime | None
 ) -> tuple[date | None, date | None]:
+    """[start, end) to load: half-open like Airflow's data intervals, --date D is [D, D+1)."""
     if day is not None and (start is not None or end is not None):
         raise typer.BadParameter("give --date, or --start/--end, not both")
     if day is not None:
-        return day.date(), day.date()
+        return day.date(), day.date() + timedelta(days=1)
     first = start.date() if start else None
-    last = end.date() if end else None
-    if first and last and first > last:
-        raise typer.BadParameter(f"--start {first} is after --end {last}")
-    return first, last
+    end_day = end.date() if end else None
+    if first and end_day and end_day <= first:
+        raise typer.BadParameter(
+            f"--end {end_day} must be after --start {first} (--end is exclusive)",
+            param_hint="--end",
+        )
+    return first, end_day
 
 
 def _summary_table(summary: LoadSummary) -> Table:
@@ -109,10 +113,19 @@ def _load_command(kind: str, help_text: str) -> None:
             None, "--date", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Load one date."
         ),
         start: datetime | None = typer.Option(
-            None, "--start", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="First date."
+            None,
+            "--start",
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="First date, inclusive.",
         ),
         end: datetime | None = typer.Option(
-            None, "--end", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="Last date."
+            None,
+            "--end",
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="End date, EXCLUSIVE: the day after the last date loaded (like Airflow's "
+            "data intervals).",
         ),
         full_refresh: bool = typer.Option(
             False, "--full-refresh", help="Reload every partition, whatever was loaded before."

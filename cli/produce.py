@@ -202,7 +202,10 @@ def historical(
     ] = None,
     end: Annotated[
         datetime | None,
-        typer.Option(formats=_DATE_FORMATS, help="Last trade date, EXCLUSIVE (YYYY-MM-DD)."),
+        typer.Option(
+            formats=_DATE_FORMATS,
+            help="End date, EXCLUSIVE: the day after the last trade date sent (YYYY-MM-DD).",
+        ),
     ] = None,
     period: Annotated[
         str | None,

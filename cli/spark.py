@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from cli.figures import value_text
 from stocklake.settings import get_settings
 
 app = typer.Typer(help="Spark jobs: daily metrics and real-time windows.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
+
+ONE_DAY = timedelta(days=1)
+# Half-open [start, end) like Airflow's data intervals, the same for every command.
+END_HELP = "End date, EXCLUSIVE: the day after the last date computed"
 
 
 class OnEmptyChoice(StrEnum):
@@ -35,24 +41,46 @@ def _day(value: datetime | None) -> date | None:
     return value.date() if value else None
 
 
-def _print(summary: dict, as_json: bool, title: str) -> None:
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """A job's summary for people: one `what: value` line each, seconds rounded; a stream's
+    late ticks (dropped behind the watermark) totalled, then one line per window query."""
+    lines = [
+        f"{key.replace('_', ' ')}: {value_text(key, value)}"
+        for key, value in summary.items()
+        if key != "queries"
+    ]
+    queries = summary.get("queries")
+    if queries is not None:
+        late = sum(query.get("late_rows_dropped", 0) for query in queries)
+        lines.append(f"late rows dropped: {late:,}")
+        for query in queries:
+            figures = ", ".join(
+                f"{key.replace('_', ' ')} {value_text(key, value)}"
+                for key, value in query.items()
+                if key != "window_size"
+            )
+            lines.append(f"{query.get('window_size')} windows: {figures}")
+    return lines
+
+
+def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
         console.print_json(json.dumps(summary, default=str))
         return
     console.print(f"[bold]{title}[/bold]")
-    for key, value in summary.items():
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            for item in value:
-                console.print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in item.items()))
-        else:
-            console.print(f"  {key}: {value}")
+    for line in summary_lines(summary):
+        console.print(f"  {line}", markup=False, highlight=False)
 
 
 @app.command()
 def daily(
     day: datetime | None = typer.Option(None, "--date", formats=["%Y-%m-%d"], help="One date."),
-    start: datetime | None = typer.Option(None, formats=["%Y-%m-%d"], help="First date."),
-    end: datetime | None = typer.Option(None, formats=["%Y-%m-%d"], help="Last date (incl.)."),
+    start: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="First date, inclusive (YYYY-MM-DD)."
+    ),
+    end: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help=END_HELP + " (YYYY-MM-DD)."
+    ),
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Rebuild processed/historical from every raw date."
     ),
@@ -65,22 +93,31 @@ def daily(
     conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Daily metrics per (symbol, date): raw/historical -> processed/historical/date=.../."""
+    """Daily metrics per (symbol, date): raw/historical -> processed/historical/date=.../.
+
+    Dates are half-open like Airflow's data intervals: --start is inclusive, --end is
+    exclusive (--start 2020-12-28 --end 2020-12-31 computes the 28th, 29th and 30th).
+    """
     from spark_jobs.daily import DailyJobError, NoDataError, run_daily
     from spark_jobs.session import build_spark
 
     if day and (start or end):
         raise typer.BadParameter("give --date or --start/--end, not both")
-    first, last = (_day(day), _day(day)) if day else (_day(start), _day(end))
-    if not full_refresh and (first is None or last is None):
+    first, end_day = (_day(day), _day(day) + ONE_DAY) if day else (_day(start), _day(end))
+    if not full_refresh and (first is None or end_day is None):
         raise typer.BadParameter("give --date, or --start and --end, or --full-refresh")
+    if first is not None and end_day is not None and end_day <= first:
+        raise typer.BadParameter(
+            f"--end {end_day} must be after --start {first} (--end is exclusive)",
+            param_hint="--end",
+        )
     settings = get_settings()
     spark = build_spark(settings, "stocklake-daily-metrics", _parse_conf(conf))
     try:
         summary = run_daily(
             settings,
             first,
-            last,
+            end_day,
             full_refresh=full_refresh,
             on_empty=on_empty.value,
             lookback_days=lookback_days,

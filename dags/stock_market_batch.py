@@ -126,8 +126,8 @@ def stock_market_batch() -> None:
                 "daily",
                 "--start",
                 "{{ ti.xcom_pull(task_ids='produce_bars')['first_date'] }}",
-                "--end",
-                "{{ ti.xcom_pull(task_ids='produce_bars')['last_date'] }}",
+                "--end",  # exclusive: the day after the last date
+                "{{ macros.ds_add(ti.xcom_pull(task_ids='produce_bars')['last_date'], 1) }}",
             ],
             execution_timeout=timedelta(minutes=30),
         )
@@ -143,7 +143,7 @@ def stock_market_batch() -> None:
             result = run_daily(
                 settings(),
                 start=date.fromisoformat(produced["first_date"]),
-                end=date.fromisoformat(produced["last_date"]),
+                end=date.fromisoformat(produced["last_date"]) + timedelta(days=1),
             )
             return summary_of(result)
 
@@ -170,7 +170,7 @@ def stock_market_batch() -> None:
         result = load_daily(
             settings(),
             start=date.fromisoformat(produced["first_date"]),
-            end=date.fromisoformat(produced["last_date"]),
+            end=date.fromisoformat(produced["last_date"]) + timedelta(days=1),
         )
         return summary_of(result)
 

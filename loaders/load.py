@@ -71,15 +71,16 @@ def load_table(
 ) -> LoadSummary:
     """Load processed partitions of `table` into the configured warehouse.
 
-    Which partitions: with `start`/`end`, those dates (inclusive); with `full_refresh`,
+    Which partitions: with `start`/`end`, those dated in [start, end) (half-open like
+    Airflow's data intervals: one date D is `start=D, end=D + 1 day`); with `full_refresh`,
     every partition; otherwise (incremental) every partition never loaded or changed
     since its last successful load (its files' names, sizes or ETags differ from what
     `load_audit` recorded). Dates may be combined with `full_refresh`.
 
     Raises LoadError (the table unchanged, a failed row in `load_audit`) on any failure.
     """
-    if start is not None and end is not None and start > end:
-        raise ValueError(f"start {start} is after end {end}")
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"end {end} must be after start {start} (end is exclusive)")
     clock = time.perf_counter()
     mode = load_mode(start, end, full_refresh)
     summary = LoadSummary(run_id=uuid.uuid4().hex, table=table.name, mode=mode)

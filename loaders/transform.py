@@ -109,13 +109,14 @@ def select_partitions(
     end: date | None = None,
     loaded: dict[str, str] | None = None,
 ) -> list[SourcePartition]:
-    """Partitions to load: within [start, end], and when `loaded` is given (incremental),
-    only those never loaded or changed since (their fingerprint differs)."""
+    """Partitions to load: dated within [start, end) (half-open: `end` itself is not
+    included), and when `loaded` is given (incremental), only those never loaded or
+    changed since (their fingerprint differs)."""
     chosen = []
     for partition in partitions:
         if start is not None and partition.day < start:
             continue
-        if end is not None and partition.day > end:
+        if end is not None and partition.day >= end:
             continue
         if loaded is not None and loaded.get(partition.name) == partition.fingerprint:
             continue

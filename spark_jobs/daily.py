@@ -65,9 +65,13 @@ class DailySummary:
 
 
 def requested_dates(start: date, end: date) -> list[date]:
-    if end < start:
-        raise ValueError(f"--end {end} is before --start {start}")
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    """The dates of the half-open range [start, end): `end` itself is not included."""
+    if end <= start:
+        raise ValueError(
+            f"empty date range: --end {end} must be after --start {start} "
+            "(--start is inclusive, --end exclusive)"
+        )
+    return [start + timedelta(days=n) for n in range((end - start).days)]
 
 
 # ---------------------------------------------------------------- pure transforms
@@ -281,7 +285,10 @@ def run_daily(
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     spark: SparkSession | None = None,
 ) -> DailySummary:
-    """Compute and write daily metrics for [start, end] (or every raw date on a full refresh).
+    """Compute and write daily metrics for [start, end) (or every raw date on a full refresh).
+
+    The range is half-open like an Airflow data interval: `end` is the day after the
+    last date computed, so one date D is `start=D, end=D + 1 day`.
 
     Raises NoDataError when a requested date has no bars and on_empty='fail',
     CorruptInputError naming the file when a raw file cannot be read.

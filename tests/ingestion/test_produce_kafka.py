@@ -179,6 +179,18 @@ def test_cli_realtime_json_summary(stack: Settings, topic: str):
 
 
 @pytest.mark.services
+def test_cli_historical_end_is_exclusive(stack: Settings, topic: str):
+    # [start, end) like Airflow's data intervals: AAPL's 2020-12-31 bar is not sent.
+    args = ["--source", "csv", "--symbols", "AAPL", "--start", "2020-12-29", "--end", "2020-12-31"]
+    result = CliRunner().invoke(app, ["produce", "historical", *args, "--topic", topic, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["records"] == 2
+    assert summary["first_event"].startswith("2020-12-29")
+    assert summary["last_event"].startswith("2020-12-30")
+
+
+@pytest.mark.services
 def test_missing_topic_is_a_clear_error(stack: Settings, admin):
     from ingestion.producer import ProduceSummary, send_records
     from ingestion.simulator import accelerated_start, simulate_ticks

@@ -144,14 +144,17 @@ def test_incremental_picks_up_new_partitions_only(backend: Backend, lake: TestLa
 def test_explicit_dates_load_exactly_those_partitions(backend: Backend, lake: TestLake) -> None:
     lake.put_daily(daily_metrics("2020-12-21", "2020-12-31"))
 
+    # [start, end) like Airflow's data intervals: the end date is not loaded.
     one = load_daily(
-        backend.settings, start=date(2020, 12, 23), end=date(2020, 12, 23), schema=backend.schema
+        backend.settings, start=date(2020, 12, 23), end=date(2020, 12, 24), schema=backend.schema
     )
     assert one.partitions == ["date=2020-12-23"] and one.mode == "dates"
     span = load_daily(
-        backend.settings, start=date(2020, 12, 28), end=date(2020, 12, 30), schema=backend.schema
+        backend.settings, start=date(2020, 12, 28), end=date(2020, 12, 31), schema=backend.schema
     )
     assert span.partitions == ["date=2020-12-28", "date=2020-12-29", "date=2020-12-30"]
+    with pytest.raises(ValueError, match="must be after"):
+        load_daily(backend.settings, start=date(2020, 12, 28), end=date(2020, 12, 28))
     # Loaded partitions count as loaded for the next incremental run.
     rest = load_daily(backend.settings, schema=backend.schema)
     assert rest.partitions == [

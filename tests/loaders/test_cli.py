@@ -59,6 +59,23 @@ def test_realtime_load_and_full_refresh(cli: CliRunner, lake: TestLake) -> None:
     )
 
 
+def test_end_is_exclusive_and_date_is_one_day(cli: CliRunner, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-29", "2020-12-31"))
+
+    span = cli.invoke(
+        app, ["load", "daily", "--start", "2020-12-29", "--end", "2020-12-31", "--json"]
+    )
+    assert span.exit_code == 0, span.output
+    assert json.loads(span.output)["partitions"] == ["date=2020-12-29", "date=2020-12-30"]
+    one = json.loads(cli.invoke(app, ["load", "daily", "--date", "2020-12-31", "--json"]).output)
+    assert one["partitions"] == ["date=2020-12-31"]
+
+    empty = cli.invoke(app, ["load", "daily", "--start", "2020-12-31", "--end", "2020-12-31"])
+    assert empty.exit_code == 2
+    assert "--end" in empty.output and "exclusive" in empty.output
+    assert "Traceback" not in empty.output
+
+
 def test_bad_input_exits_non_zero_with_a_reason(cli: CliRunner, lake: TestLake) -> None:
     both = cli.invoke(app, ["load", "daily", "--date", "2020-12-31", "--start", "2020-12-01"])
     assert both.exit_code != 0 and "not both" in both.output

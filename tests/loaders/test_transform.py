@@ -100,8 +100,14 @@ def test_fingerprint_changes_when_a_file_is_rewritten_added_or_removed() -> None
 def test_selection_by_dates_and_by_what_was_loaded() -> None:
     listing = [file(f"processed/historical/date=2024-01-0{d}/a.parquet") for d in (2, 3, 4, 5)]
     partitions = partitions_from_listing(listing, "processed/historical", False)
-    by_date = select_partitions(partitions, start=date(2024, 1, 3), end=date(2024, 1, 4))
+    # Half-open [start, end), like Airflow's data intervals: the end date is not loaded.
+    by_date = select_partitions(partitions, start=date(2024, 1, 3), end=date(2024, 1, 5))
     assert [p.name for p in by_date] == ["date=2024-01-03", "date=2024-01-04"]
+    one = select_partitions(partitions, start=date(2024, 1, 3), end=date(2024, 1, 4))
+    assert [p.name for p in one] == ["date=2024-01-03"]
+    assert [p.name for p in select_partitions(partitions, end=date(2024, 1, 3))] == [
+        "date=2024-01-02"
+    ]
     loaded = {p.name: p.fingerprint for p in partitions[:2]}
     loaded["date=2024-01-04"] = "an older version"
     fresh = select_partitions(partitions, loaded=loaded)

@@ -24,6 +24,11 @@ def test_option_mistakes_exit_before_spark_starts() -> None:
     assert "--full-refresh" in result.output
     result = runner.invoke(app, ["spark", "daily", "--date", "2019-05-20", "--start", "2019-05-20"])
     assert result.exit_code == 2
+    # --end is exclusive: an end on (or before) the start is an empty range.
+    for end in ("2019-05-20", "2019-05-19"):
+        result = runner.invoke(app, ["spark", "daily", "--start", "2019-05-20", "--end", end])
+        assert result.exit_code == 2, result.output
+        assert "--end" in result.output and "exclusive" in result.output
 
 
 def _stocklake(settings, *args: str) -> subprocess.CompletedProcess:
@@ -46,15 +51,20 @@ def _stocklake(settings, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.spark
 def test_daily_cli_summary_and_exit_codes(lake_settings, s3_client) -> None:
     put_raw_historical(s3_client, lake_settings.lake_bucket, fb_minute_bars())
+    # --end is exclusive (like Airflow's data intervals): 2019-05-24 is not computed.
     done = _stocklake(
         lake_settings, "daily", "--start", "2019-05-20", "--end", "2019-05-24", "--json"
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["input_rows"] == 1951
-    assert summary["output_rows"] == 5
-    assert len(summary["partitions_written"]) == 5
+    assert summary["dates_requested"] == ["2019-05-20", "2019-05-21", "2019-05-22", "2019-05-23"]
+    assert summary["output_rows"] == 4
+    assert len(summary["partitions_written"]) == 4
     assert summary["seconds"] > 0
+
+    one = _stocklake(lake_settings, "daily", "--date", "2019-05-24")
+    assert one.returncode == 0, one.stderr
+    assert "dates written: 2019-05-24" in one.stdout
 
     missing = _stocklake(lake_settings, "daily", "--date", "2019-05-25")
     assert missing.returncode == 3

@@ -77,14 +77,16 @@ def full_run(spark, landed):
     return run_daily(landed, full_refresh=True, spark=spark)
 
 
-def test_requested_dates() -> None:
+def test_requested_dates_are_half_open() -> None:
+    # [start, end) like Airflow's data intervals: the end date itself is not computed.
     assert requested_dates(date(2020, 2, 28), date(2020, 3, 1)) == [
         date(2020, 2, 28),
         date(2020, 2, 29),
-        date(2020, 3, 1),
     ]
-    with pytest.raises(ValueError, match="before"):
-        requested_dates(date(2020, 3, 2), date(2020, 3, 1))
+    assert requested_dates(date(2020, 3, 1), date(2020, 3, 2)) == [date(2020, 3, 1)]
+    for end in (date(2020, 3, 1), date(2020, 3, 2)):
+        with pytest.raises(ValueError, match="must be after"):
+            requested_dates(date(2020, 3, 2), end)
 
 
 def test_metrics_equal_pandas(spark, landed, full_run) -> None:
@@ -122,8 +124,8 @@ def test_rerun_leaves_same_content_and_one_file_per_date(
     spark, landed, full_run, s3_client
 ) -> None:
     before = _processed(spark, landed)
-    run_daily(landed, date(2019, 5, 20), date(2019, 5, 24), spark=spark)
-    run_daily(landed, date(2020, 10, 1), date(2020, 11, 30), on_empty="skip", spark=spark)
+    run_daily(landed, date(2019, 5, 20), date(2019, 5, 25), spark=spark)
+    run_daily(landed, date(2020, 10, 1), date(2020, 12, 1), on_empty="skip", spark=spark)
     after = _processed(spark, landed)
     assert _checksum(after) == _checksum(before)
     keys = [key for key in _objects(s3_client, landed) if key.endswith(".parquet")]
@@ -134,7 +136,7 @@ def test_rerun_leaves_same_content_and_one_file_per_date(
 def test_one_date_rewrites_only_that_date(spark, landed, full_run, s3_client) -> None:
     before = _processed(spark, landed)
     objects_before = _objects(s3_client, landed)
-    summary = run_daily(landed, date(2019, 5, 22), date(2019, 5, 22), spark=spark)
+    summary = run_daily(landed, date(2019, 5, 22), date(2019, 5, 23), spark=spark)
     assert summary.partitions_written == ["processed/historical/date=2019-05-22/"]
     assert summary.output_rows == 1
     objects_after = _objects(s3_client, landed)
@@ -146,14 +148,14 @@ def test_one_date_rewrites_only_that_date(spark, landed, full_run, s3_client) ->
 
 def test_no_data_for_a_date_is_named(spark, landed, full_run) -> None:
     with pytest.raises(NoDataError, match="2020-10-24"):
-        run_daily(landed, date(2020, 10, 23), date(2020, 10, 24), spark=spark)
+        run_daily(landed, date(2020, 10, 23), date(2020, 10, 25), spark=spark)
     summary = run_daily(
-        landed, date(2020, 10, 23), date(2020, 10, 25), on_empty="skip", spark=spark
+        landed, date(2020, 10, 23), date(2020, 10, 26), on_empty="skip", spark=spark
     )
     assert summary.dates_written == ["2020-10-23"]
     assert summary.dates_skipped == ["2020-10-24", "2020-10-25"]
     with pytest.raises(NoDataError, match="2031-01-01"):
-        run_daily(landed, date(2031, 1, 1), date(2031, 1, 1), spark=spark)
+        run_daily(landed, date(2031, 1, 1), date(2031, 1, 2), spark=spark)
 
 
 def test_corrupt_file_fails_with_its_path(spark, landed, full_run, s3_client) -> None:
@@ -165,7 +167,7 @@ def test_corrupt_file_fails_with_its_path(spark, landed, full_run, s3_client) ->
     )
     s3_client.put_object(Bucket=bucket, Key=key, Body=good[0] + b"\n{not json\n")
     with pytest.raises(CorruptInputError) as error:
-        run_daily(landed, date(2020, 12, 1), date(2020, 12, 1), spark=spark)
+        run_daily(landed, date(2020, 12, 1), date(2020, 12, 2), spark=spark)
     assert key in str(error.value)
     s3_client.delete_object(Bucket=bucket, Key=key)
 
@@ -176,15 +178,15 @@ def test_corrupt_file_fails_with_its_path(spark, landed, full_run, s3_client) ->
     )
     s3_client.put_object(Bucket=bucket, Key=key2, Body=missing_close + b"\n")
     with pytest.raises(CorruptInputError, match="close") as error:
-        run_daily(landed, date(2020, 12, 2), date(2020, 12, 2), spark=spark)
+        run_daily(landed, date(2020, 12, 2), date(2020, 12, 3), spark=spark)
     assert key2 in str(error.value)
     s3_client.delete_object(Bucket=bucket, Key=key2)
 
 
 def test_option_errors(landed) -> None:
     with pytest.raises(ValueError, match="full-refresh"):
-        run_daily(landed, date(2020, 1, 1), date(2020, 1, 1), full_refresh=True)
+        run_daily(landed, date(2020, 1, 1), date(2020, 1, 2), full_refresh=True)
     with pytest.raises(ValueError, match="--date"):
         run_daily(landed)
     with pytest.raises(ValueError, match="on_empty"):
-        run_daily(landed, date(2020, 1, 1), date(2020, 1, 1), on_empty="ignore")  # type: ignore[arg-type]
+        run_daily(landed, date(2020, 1, 1), date(2020, 1, 2), on_empty="ignore")  # type: ignore[arg-type]
