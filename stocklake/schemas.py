@@ -58,6 +58,9 @@ def _utc(value: datetime) -> datetime:
 # landing consumer validates every record, so per-field Python hooks are kept few.
 UTCDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Strictly an integer equal to SCHEMA_VERSION: JSON true or 1.0 is not version 1 (Literal[1]
+# takes both). Bounds, not a Python check, so pydantic-core alone validates it.
+SchemaVersion = Annotated[int, Field(strict=True, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
 
 
 def format_ts(value: datetime) -> str:
@@ -68,7 +71,7 @@ def format_ts(value: datetime) -> str:
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     symbol: str = Field(pattern=SYMBOL_PATTERN)
 
     def to_json(self) -> bytes:

@@ -9,6 +9,7 @@ event time may not lie far in the future.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError, field_serializer
 
-from stocklake.schemas import HistoricalBar, RealtimeTick, RecordKind, format_ts
+from stocklake.schemas import SCHEMA_VERSION, HistoricalBar, RealtimeTick, RecordKind, format_ts
 
 
 class _LandedBar(HistoricalBar):
@@ -131,9 +132,18 @@ def _explain(errors: Iterable[dict[str, Any]]) -> Rejected:
     problems: list[tuple[str, str]] = []
     for problem in errors:
         where = ".".join(str(part) for part in problem["loc"]) or "record"
-        problems.append((_classify(problem), f"{where}: {problem['msg']}"))
+        code = _classify(problem)
+        problems.append((code, f"{where}: {_message(code, problem)}"))
     code = min((code for code, _ in problems), key=_RANK.__getitem__)
     return Rejected(code, "; ".join(detail for _, detail in problems))
+
+
+def _message(code: str, problem: dict[str, Any]) -> str:
+    if code == "unknown_schema_version":
+        # pydantic would say "less than or equal to 1" or "a valid integer": name the version.
+        sent = json.dumps(problem.get("input"), default=str)
+        return f"{sent} is not a schema version this lake reads (the integer {SCHEMA_VERSION})"
+    return problem["msg"]
 
 
 def _classify(problem: dict[str, Any]) -> str:

@@ -93,6 +93,11 @@ def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
         ("realtime", tick(schema_version=2), "unknown_schema_version", "schema_version"),
         ("realtime", tick(schema_version="1"), "unknown_schema_version", "schema_version"),
         ("realtime", tick(schema_version=None), "unknown_schema_version", "schema_version"),
+        ("realtime", tick(schema_version=True), "unknown_schema_version", "true is not"),
+        ("realtime", tick(schema_version=False), "unknown_schema_version", "false is not"),
+        ("realtime", tick(schema_version=1.0), "unknown_schema_version", "1.0 is not"),
+        ("realtime", tick(schema_version=0), "unknown_schema_version", "0 is not"),
+        ("historical", bar(schema_version=True), "unknown_schema_version", "schema_version"),
         ("realtime", {k: v for k, v in tick().items() if k != "price"}, "missing_field", "price"),
         (
             "realtime",
@@ -146,6 +151,15 @@ def test_symbols_start_with_a_letter_or_caret(symbol: str) -> None:
     assert isinstance(verdict, Accepted), verdict
     assert is_symbol(symbol)
     assert parse_record("realtime", tick(symbol=symbol)).symbol == symbol
+
+
+def test_schema_version_is_an_integer_not_a_boolean_everywhere() -> None:
+    for version in (True, 1.0, "1", 2):
+        with pytest.raises(RecordError, match="schema_version"):
+            parse_record("realtime", tick(schema_version=version))
+        with pytest.raises(ValueError, match="schema_version"):
+            RealtimeTick.model_validate(tick(schema_version=version))
+    assert parse_record("realtime", tick(schema_version=1)).schema_version == 1
 
 
 def test_the_symbol_rule_is_the_models_rule() -> None:
