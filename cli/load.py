@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loaders import LoadError, LoadSummary, load_daily, load_realtime, run_query
+from cli.figures import seconds_text
+from loaders import LoadError, LoadSummary, load_daily, load_realtime, local_run_id, run_query
 from stocklake.settings import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -55,6 +56,7 @@ def _summary_table(summary: LoadSummary) -> Table:
     )
     rows = [
         ("run id", summary.run_id),
+        ("pipeline run", summary.pipeline_run_id),
         ("partitions", shown or "none"),
         ("files", summary.files),
         ("rows read", summary.rows_read),
@@ -64,7 +66,7 @@ def _summary_table(summary: LoadSummary) -> Table:
         ("inserted", summary.rows_inserted),
         ("updated", summary.rows_updated),
         ("unchanged", summary.rows_unchanged if summary.status == "succeeded" else "-"),
-        ("seconds", f"{summary.seconds:.2f}"),
+        ("seconds", seconds_text(summary.seconds)),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
@@ -80,10 +82,17 @@ def _run_load(
     schema: str | None,
     as_json: bool,
 ) -> None:
-    first, last = _dates(day, start, end)
+    first, end_day = _dates(day, start, end)
     loader = load_daily if kind == "daily" else load_realtime
     try:
-        summary = loader(get_settings(), first, last, full_refresh, schema)
+        summary = loader(
+            get_settings(),
+            first,
+            end_day,
+            full_refresh,
+            schema,
+            pipeline_run_id=local_run_id("cli"),
+        )
     except LoadError as error:
         if as_json:
             print(json.dumps(_summary_json(error.summary)))
@@ -98,12 +107,12 @@ def _run_load(
     if not summary.partitions:
         console.print(
             "[yellow]nothing to load:[/yellow] no processed partition is new or changed"
-            + (" in the given dates" if first or last else "")
+            + (" in the given dates" if first or end_day else "")
         )
 
 
 def _summary_json(summary: LoadSummary) -> dict[str, Any]:
-    return {**summary.__dict__, "rows_unchanged": summary.rows_unchanged}
+    return summary.as_dict()
 
 
 def _load_command(kind: str, help_text: str) -> None:

@@ -161,8 +161,8 @@ def stock_market_batch() -> None:
         return counts
 
     @task(execution_timeout=timedelta(minutes=15))
-    def load_warehouse(produced: dict) -> dict:
-        """MERGE the interval's processed partitions into daily_metrics."""
+    def load_warehouse(produced: dict, run_id=None, logical_date=None) -> dict:
+        """MERGE the interval's processed partitions into daily_metrics (audited with this run)."""
         from datetime import date
 
         from loaders.load import load_daily
@@ -171,6 +171,8 @@ def stock_market_batch() -> None:
             settings(),
             start=date.fromisoformat(produced["first_date"]),
             end=date.fromisoformat(produced["last_date"]) + timedelta(days=1),
+            pipeline_run_id=run_id,
+            logical_date=logical_date,
         )
         return summary_of(result)
 

@@ -87,11 +87,14 @@ def stock_market_realtime() -> None:
         return summary_of(run_stream(settings(), available_now=True))
 
     @task(execution_timeout=timedelta(minutes=15))
-    def load_window_metrics() -> dict:
-        """MERGE new window partitions into realtime_window_metrics (incremental)."""
+    def load_window_metrics(run_id=None, logical_date=None) -> dict:
+        """MERGE new window partitions into realtime_window_metrics (incremental, audited
+        with this run)."""
         from loaders.load import load_realtime
 
-        return summary_of(load_realtime(settings()))
+        return summary_of(
+            load_realtime(settings(), pipeline_run_id=run_id, logical_date=logical_date)
+        )
 
     loaded = load_window_metrics()
     summary = completion_summary(

@@ -6,9 +6,11 @@ These are the functions Airflow tasks and the CLI call:
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ import s3fs
 from loaders.source import lake_filesystem, list_source_partitions, read_partitions
 from loaders.tables import DAILY_METRICS, REALTIME_WINDOW_METRICS, WarehouseTable
 from loaders.transform import dedupe_latest, reject_null_keys, select_partitions
-from loaders.warehouse import AuditRecord, connect_warehouse
+from loaders.warehouse import AuditRecord, Warehouse, connect_warehouse
 from stocklake.settings import Settings
 
 
@@ -45,10 +47,31 @@ class LoadSummary:
     seconds: float = 0.0
     status: str = "running"
     error: str | None = None
+    # The run that asked for the load: an Airflow DAG run id, or cli:<user>@<host>:<time>.
+    pipeline_run_id: str = ""
+    logical_date: datetime | None = None
 
     @property
     def rows_unchanged(self) -> int:
+        """Staged rows the MERGE found identical in the table, so left as they were."""
         return self.rows_staged - self.rows_inserted - self.rows_updated
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly (`--json`, Airflow XCom), with `rows_unchanged`."""
+        data = asdict(self)
+        data["rows_unchanged"] = self.rows_unchanged
+        data["logical_date"] = self.logical_date.isoformat() if self.logical_date else None
+        return data
+
+
+def local_run_id(origin: str = "cli", at: datetime | None = None) -> str:
+    """`<origin>:<user>@<host>:<UTC time>`: names a run started by hand, not by Airflow."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in the environment nor the password database
+        user = "unknown"
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    return f"{origin}:{user}@{socket.gethostname()}:{moment:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def load_mode(start: date | None, end: date | None, full_refresh: bool) -> str:
@@ -68,6 +91,8 @@ def load_table(
     full_refresh: bool = False,
     schema: str | None = None,
     fs: s3fs.S3FileSystem | None = None,
+    pipeline_run_id: str | None = None,
+    logical_date: datetime | None = None,
 ) -> LoadSummary:
     """Load processed partitions of `table` into the configured warehouse.
 
@@ -77,19 +102,31 @@ def load_table(
     since its last successful load (its files' names, sizes or ETags differ from what
     `load_audit` recorded). Dates may be combined with `full_refresh`.
 
+    `pipeline_run_id` and `logical_date` link the load's `load_audit` row to the run that
+    asked for it: an Airflow task passes its DAG run's id and logical date; without an
+    id the load is named `python:<user>@<host>:<time>` (the CLI passes `cli:...`).
+
     Raises LoadError (the table unchanged, a failed row in `load_audit`) on any failure.
     """
     if start is not None and end is not None and end <= start:
         raise ValueError(f"end {end} must be after start {start} (end is exclusive)")
     clock = time.perf_counter()
     mode = load_mode(start, end, full_refresh)
-    summary = LoadSummary(run_id=uuid.uuid4().hex, table=table.name, mode=mode)
+    summary = LoadSummary(
+        run_id=uuid.uuid4().hex,
+        table=table.name,
+        mode=mode,
+        pipeline_run_id=pipeline_run_id or local_run_id("python"),
+        logical_date=logical_date,
+    )
     audit = AuditRecord(
         run_id=summary.run_id,
         table_name=table.name,
         load_mode=mode,
         source_partitions={},
         started_at=datetime.now(UTC),
+        pipeline_run_id=summary.pipeline_run_id,
+        logical_date=logical_date,
     )
     with connect_warehouse(settings, schema=schema) as warehouse:
         try:
@@ -115,15 +152,7 @@ def load_table(
             )
             counts = warehouse.write_load(table, rows, audit)
         except BaseException as error:
-            summary.status = "failed"
-            summary.error = f"{type(error).__name__}: {error}"
-            summary.seconds = time.perf_counter() - clock
-            try:
-                warehouse.record_failure(
-                    audit.finished(datetime.now(UTC), status="failed", error=summary.error)
-                )
-            except Exception as audit_error:
-                error.add_note(f"the failed load could not be audited either: {audit_error}")
+            _record_failure(warehouse, audit, summary, error, clock)
             if isinstance(error, Exception):
                 raise LoadError(
                     f"loading {table.name} failed, the table is unchanged: {summary.error}",
@@ -137,16 +166,48 @@ def load_table(
     return summary
 
 
+def _record_failure(
+    warehouse: Warehouse,
+    audit: AuditRecord,
+    summary: LoadSummary,
+    error: BaseException,
+    clock: float,
+) -> None:
+    """The summary and a `failed` audit row say what went wrong (best effort: a note if not)."""
+    summary.status = "failed"
+    summary.error = f"{type(error).__name__}: {error}"
+    summary.seconds = time.perf_counter() - clock
+    try:
+        warehouse.record_failure(
+            audit.finished(datetime.now(UTC), status="failed", error=summary.error)
+        )
+    except Exception as audit_error:
+        error.add_note(f"the failed load could not be audited either: {audit_error}")
+
+
 def load_daily(
     settings: Settings,
     start: date | None = None,
     end: date | None = None,
     full_refresh: bool = False,
     schema: str | None = None,
+    *,
+    pipeline_run_id: str | None = None,
+    logical_date: datetime | None = None,
 ) -> LoadSummary:
-    """Load processed/historical into `daily_metrics`."""
+    """Load processed/historical into `daily_metrics`, dates in [start, end).
+
+    `pipeline_run_id`, `logical_date`: the run that asks, as for `load_table`.
+    """
     return load_table(
-        settings, DAILY_METRICS, start=start, end=end, full_refresh=full_refresh, schema=schema
+        settings,
+        DAILY_METRICS,
+        start=start,
+        end=end,
+        full_refresh=full_refresh,
+        schema=schema,
+        pipeline_run_id=pipeline_run_id,
+        logical_date=logical_date,
     )
 
 
@@ -156,8 +217,14 @@ def load_realtime(
     end: date | None = None,
     full_refresh: bool = False,
     schema: str | None = None,
+    *,
+    pipeline_run_id: str | None = None,
+    logical_date: datetime | None = None,
 ) -> LoadSummary:
-    """Load processed/realtime (both window sizes) into `realtime_window_metrics`."""
+    """Load processed/realtime (both window sizes) into `realtime_window_metrics`.
+
+    `pipeline_run_id`, `logical_date`: the run that asks, as for `load_table`.
+    """
     return load_table(
         settings,
         REALTIME_WINDOW_METRICS,
@@ -165,6 +232,8 @@ def load_realtime(
         end=end,
         full_refresh=full_refresh,
         schema=schema,
+        pipeline_run_id=pipeline_run_id,
+        logical_date=logical_date,
     )
 
 

@@ -43,6 +43,11 @@ AUDIT_COLUMNS: Columns = (
     ("finished_at", "timestamp"),
     ("status", "string"),
     ("error", "string"),
+    # Migration 3: which pipeline run loaded (an Airflow DAG run id, or
+    # cli:<user>@<host>:<time>), that run's logical date, and how long the load took.
+    ("pipeline_run_id", "string"),
+    ("logical_date", "timestamp"),
+    ("duration_seconds", "double"),
 )
 
 MIGRATION_COLUMNS: Columns = (
@@ -202,6 +207,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         steps=(
             SetFillFactor(DAILY_METRICS, 70),
             SetFillFactor(REALTIME_WINDOW_METRICS, 70),
+        ),
+    ),
+    Migration(
+        version=3,
+        description="load_audit: pipeline_run_id, logical_date and duration_seconds",
+        steps=(
+            AddColumn(LOAD_AUDIT, "pipeline_run_id"),
+            AddColumn(LOAD_AUDIT, "logical_date"),
+            AddColumn(LOAD_AUDIT, "duration_seconds"),
         ),
     ),
 )

@@ -41,6 +41,9 @@ class AuditRecord:
     finished_at: datetime | None = None
     status: str = "running"
     error: str | None = None
+    pipeline_run_id: str | None = None
+    logical_date: datetime | None = None
+    duration_seconds: float | None = None
 
     def values(self) -> dict[str, Any]:
         """Column values in `load_audit`'s order, ready to bind."""
@@ -59,12 +62,17 @@ class AuditRecord:
             "finished_at": self.finished_at,
             "status": self.status,
             "error": self.error,
+            "pipeline_run_id": self.pipeline_run_id,
+            "logical_date": self.logical_date,
+            "duration_seconds": self.duration_seconds,
         }
         assert tuple(row) == LOAD_AUDIT.column_names
         return row
 
     def finished(self, at: datetime, **changes: Any) -> AuditRecord:
-        return replace(self, finished_at=at, **changes)
+        """The record as of the load's end at `at`: its duration is counted from `started_at`."""
+        duration = (at - self.started_at).total_seconds()
+        return replace(self, finished_at=at, duration_seconds=duration, **changes)
 
 
 class Warehouse(Protocol):

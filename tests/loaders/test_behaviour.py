@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from loaders import DAILY_METRICS, REALTIME_WINDOW_METRICS, LoadError, load_daily, load_realtime
-from loaders.tables import MANAGED_TABLES
+from loaders.tables import LOAD_AUDIT, MANAGED_TABLES
 from loaders.warehouse import connect_warehouse
 from stocklake.lake import processed_historical_prefix
 from tests.loaders.conftest import Backend
@@ -77,8 +78,37 @@ def test_first_load_inserts_everything_and_audits(backend: Backend, lake: TestLa
     assert (audit["rows_updated"], audit["rows_rejected"], audit["rows_duplicate"]) == (0, 0, 0)
     assert sorted(json.loads(audit["source_partitions"])) == summary.partitions
     assert audit["finished_at"] >= audit["started_at"]
+    # Called from Python without a run: named after who ran it, where and when.
+    assert audit["pipeline_run_id"] == summary.pipeline_run_id
+    assert re.fullmatch(r"python:.+@.+:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", audit["pipeline_run_id"])
+    assert audit["logical_date"] is None
+    took = (audit["finished_at"] - audit["started_at"]).total_seconds()
+    assert audit["duration_seconds"] == pytest.approx(took, abs=0.01)
     run_ids = {row[0] for row in backend.rows(DAILY_METRICS, ("run_id",))}
     assert run_ids == {summary.run_id}
+
+
+def test_audit_links_each_load_to_its_pipeline_run(backend: Backend, lake: TestLake) -> None:
+    """An Airflow task passes its DAG run's id and logical date; failed loads keep them too."""
+    lake.put_daily(daily_metrics("2020-12-30", "2020-12-31"))
+    run_id = "scheduled__2020-12-31T22:00:00+00:00"
+    logical = datetime(2020, 12, 31, 22, tzinfo=UTC)
+
+    summary = load_daily(
+        backend.settings, schema=backend.schema, pipeline_run_id=run_id, logical_date=logical
+    )
+    assert (summary.pipeline_run_id, summary.logical_date) == (run_id, logical)
+    assert summary.as_dict()["logical_date"] == "2020-12-31T22:00:00+00:00"
+    lake.put_daily(DRIFTS["missing column"][0](daily_metrics("2020-12-29", "2020-12-29")))
+    with pytest.raises(LoadError):
+        load_daily(backend.settings, schema=backend.schema, pipeline_run_id="manual__retry")
+
+    succeeded, failed = backend.audit(DAILY_METRICS)
+    assert (succeeded["pipeline_run_id"], succeeded["logical_date"]) == (run_id, logical)
+    assert (failed["status"], failed["pipeline_run_id"]) == ("failed", "manual__retry")
+    for audit in (succeeded, failed):
+        took = (audit["finished_at"] - audit["started_at"]).total_seconds()
+        assert audit["duration_seconds"] == pytest.approx(took, abs=0.01)
 
 
 def test_changed_partition_updates_only_changed_rows(backend: Backend, lake: TestLake) -> None:
@@ -290,9 +320,32 @@ def test_realtime_windows_of_both_sizes_load(backend: Backend, lake: TestLake) -
     assert (again.rows_inserted, again.rows_updated) == (0, 0)
 
 
+def test_migration_3_adds_the_run_columns_to_an_older_load_audit(
+    backend: Backend, lake: TestLake
+) -> None:
+    lake.put_daily(daily_metrics("2020-12-31", "2020-12-31"))
+    before = load_daily(backend.settings, schema=backend.schema)
+    # Turn the warehouse back into one migrated up to version 2, holding a load.
+    with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
+        for column in ("pipeline_run_id", "logical_date", "duration_seconds"):
+            warehouse.query(f"ALTER TABLE load_audit DROP COLUMN {column}")
+        warehouse.query("DELETE FROM schema_migrations WHERE version = 3")
+
+        assert warehouse.migrate() == [3]
+        assert list(warehouse.table_columns(LOAD_AUDIT)) == list(LOAD_AUDIT.column_names)
+    (old,) = backend.audit(DAILY_METRICS)
+    assert (old["run_id"], old["status"]) == (before.run_id, "succeeded")
+    assert (old["pipeline_run_id"], old["logical_date"], old["duration_seconds"]) == (None,) * 3
+    # The migrated table takes new loads and still knows what was loaded before.
+    lake.put_daily(daily_metrics("2020-12-30", "2020-12-30"))
+    after = load_daily(backend.settings, schema=backend.schema, pipeline_run_id="manual__1")
+    assert after.partitions == ["date=2020-12-30"]
+    assert backend.audit(DAILY_METRICS)[-1]["pipeline_run_id"] == "manual__1"
+
+
 def test_migrations_are_idempotent_and_match_the_definitions(backend: Backend) -> None:
     with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
-        assert warehouse.migrate() == [1, 2]
+        assert warehouse.migrate() == [1, 2, 3]
         assert warehouse.migrate() == []
         for table in MANAGED_TABLES:
             assert list(warehouse.table_columns(table)) == list(table.column_names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -45,6 +46,20 @@ def test_load_prints_a_summary_and_sql_shows_the_rows(cli: CliRunner, lake: Test
 
     nothing = cli.invoke(app, ["load", "daily"])
     assert nothing.exit_code == 0 and "nothing to load" in nothing.output
+
+
+def test_a_cli_load_is_audited_as_a_cli_run(cli: CliRunner, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-31", "2020-12-31"))
+
+    printed = cli.invoke(app, ["load", "daily"])
+    assert printed.exit_code == 0, printed.output
+    assert re.search(r"seconds[ │]+\d+\.\d\d s ", printed.output), printed.output
+    query = "SELECT pipeline_run_id, logical_date, duration_seconds FROM load_audit"
+    (audit,) = json.loads(cli.invoke(app, ["sql", query, "--json"]).output)
+    run = audit["pipeline_run_id"]
+    assert re.fullmatch(r"cli:[^@]+@[^:]+:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run), run
+    assert run in printed.output
+    assert audit["logical_date"] is None and audit["duration_seconds"] >= 0
 
 
 def test_realtime_load_and_full_refresh(cli: CliRunner, lake: TestLake) -> None:
