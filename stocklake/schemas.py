@@ -124,13 +124,40 @@ RecordKind = Literal["historical", "realtime"]
 RECORD_TYPES: dict[str, type[_Record]] = {"historical": HistoricalBar, "realtime": RealtimeTick}
 
 
+def repeated_keys(raw: bytes | str) -> list[str]:
+    """Keys that an object in this JSON text gives more than once ([] if none, or not JSON).
+
+    JSON readers keep a repeated key's last value silently; a wire record may not repeat one.
+    """
+    repeated: list[str] = []
+
+    def members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) < len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen and key not in repeated:
+                    repeated.append(key)
+                seen.add(key)
+        return found
+
+    try:
+        json.loads(raw, object_pairs_hook=members)
+    except (ValueError, RecursionError):
+        return []
+    return repeated
+
+
 def parse_record(kind: RecordKind, raw: bytes | str | dict[str, Any]) -> _Record:
     """Decode and validate one wire record; RecordError carries the reason."""
     if isinstance(raw, bytes | str):
+        text = raw
         try:
-            raw = json.loads(raw)
+            raw = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RecordError(f"not valid JSON: {error}") from None
+        if repeated := repeated_keys(text):
+            raise RecordError("; ".join(f"{key}: given more than once" for key in repeated))
     if not isinstance(raw, dict):
         raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
     try:

@@ -3,8 +3,8 @@
 Pure: no I/O, the clock is a parameter. Validation is the wire contract of
 `stocklake.schemas` applied strictly to JSON (a number sent as a string, a
 bool for an int, a float for an int are wrong types here), plus the checks a
-landing zone needs: the schema version must be present and known, and the
-event time may not lie far in the future.
+landing zone needs: no key given twice, the schema version present and known,
+and the event time not far in the future.
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError, field_serializer
 
-from stocklake.schemas import SCHEMA_VERSION, HistoricalBar, RealtimeTick, RecordKind, format_ts
+from stocklake.schemas import (
+    SCHEMA_VERSION,
+    HistoricalBar,
+    RealtimeTick,
+    RecordKind,
+    format_ts,
+    repeated_keys,
+)
 
 
 class _LandedBar(HistoricalBar):
@@ -50,6 +57,7 @@ REASONS = (
     "empty_value",
     "not_json",
     "not_an_object",
+    "duplicate_key",
     "unknown_schema_version",
     "missing_field",
     "extra_field",
@@ -103,9 +111,20 @@ class RecordGate:
         try:
             record = self._validate(value, strict=True)
         except ValidationError as error:
-            return _explain(error.errors(include_url=False))
+            return _explain(value, error.errors(include_url=False))
+        present = record.__pydantic_fields_set__
+        body = self._serialize(record)
+        # JSON readers keep a repeated key's last value. Cheap tests first: the canonical form
+        # never repeats a key, and n distinct keys need only n - 1 commas; a value failing
+        # both (a repeat, or commas inside strings) is read again to look for repeats.
+        if (
+            body != value
+            and value.count(b",") >= len(present)
+            and (repeated := repeated_keys(value))
+        ):
+            return Rejected("duplicate_key", _repeated(repeated))
         # The model would default a missing version to 1; on the wire it must be said.
-        if "schema_version" not in record.__pydantic_fields_set__:
+        if "schema_version" not in present:
             return Rejected("missing_field", "schema_version: Field required")
         event_time = getattr(record, self._time_field)
         if event_time > self._latest:
@@ -114,7 +133,7 @@ class RecordGate:
                 f"event time {format_ts(event_time)} is more than {self._max_future} "
                 f"after the landing clock {format_ts(self._now)}",
             )
-        return Accepted(self._serialize(record), event_time)
+        return Accepted(body, event_time)
 
 
 def check_record(
@@ -128,14 +147,25 @@ def check_record(
     return RecordGate(kind, now=now, max_future=max_future).check(value)
 
 
-def _explain(errors: Iterable[dict[str, Any]]) -> Rejected:
+def _explain(value: bytes, errors: Iterable[dict[str, Any]]) -> Rejected:
     problems: list[tuple[str, str]] = []
     for problem in errors:
         where = ".".join(str(part) for part in problem["loc"]) or "record"
         code = _classify(problem)
         problems.append((code, f"{where}: {_message(code, problem)}"))
     code = min((code for code, _ in problems), key=_RANK.__getitem__)
-    return Rejected(code, "; ".join(detail for _, detail in problems))
+    detail = "; ".join(detail for _, detail in problems)
+    # An object whose problems rank below a repeated key: the repeat is the reason.
+    if _RANK[code] > _RANK["duplicate_key"] and (repeated := repeated_keys(value)):
+        return Rejected("duplicate_key", f"{_repeated(repeated)}; {detail}")
+    return Rejected(code, detail)
+
+
+def _repeated(keys: list[str]) -> str:
+    return "; ".join(
+        f"{key}: given more than once (a JSON reader would keep only the last value)"
+        for key in keys
+    )
 
 
 def _message(code: str, problem: dict[str, Any]) -> str:

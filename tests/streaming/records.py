@@ -45,6 +45,8 @@ def _bad_values(sequence: int, moment: datetime) -> dict[str, bytes | None]:
         "negative_volume": variant(size=-sequence - 1),
         "future_event_time": variant(event_time=future.isoformat()),
         "unknown_schema_version": variant(schema_version=2),
+        # A foreign client's object with a key twice: readers would keep the last silently.
+        "duplicate_key": b'{"size":1,' + variant()[1:],
         "empty_value": None,
     }
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from stocklake.schemas import HistoricalBar, RealtimeTick, RecordError, is_symbol, parse_record
+from stocklake.schemas import (
+    HistoricalBar,
+    RealtimeTick,
+    RecordError,
+    is_symbol,
+    parse_record,
+    repeated_keys,
+)
 from streaming.validation import REASONS, Accepted, Rejected, check_record
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -47,6 +55,11 @@ def bar(**changes: object) -> dict:
     )
     payload.update(changes)
     return payload
+
+
+def repeating(payload: dict, key: str, first: object) -> bytes:
+    """The payload's JSON with `key` given once more, first, with the value `first`."""
+    return b"{" + json.dumps({key: first}).encode()[1:-1] + b", " + json.dumps(payload).encode()[1:]
 
 
 def check(kind: str, value: bytes | dict | None) -> Accepted | Rejected:
@@ -90,6 +103,23 @@ def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
         ("realtime", b"\xff\xfe\x00garbage", "not_json", "Invalid JSON"),
         ("realtime", b"[1, 2, 3]", "not_an_object", "object"),
         ("realtime", b'"AAPL"', "not_an_object", "object"),
+        ("realtime", repeating(tick(), "symbol", "MSFT"), "duplicate_key", "symbol: given"),
+        ("realtime", repeating(tick(), "price", "x"), "duplicate_key", "price: given"),
+        ("realtime", repeating(tick(schema_version=2), "schema_version", 1), "duplicate_key", "2"),
+        ("historical", repeating(bar(), "volume", 1), "duplicate_key", "volume: given"),
+        (
+            "realtime",
+            repeating({k: v for k, v in tick().items() if k != "size"}, "price", 1.0),
+            "duplicate_key",
+            "size: Field required",
+        ),
+        (
+            "realtime",
+            json.dumps(tick()).encode().replace(b'"price"', b'"pr\\u0069ce": 1.5, "price"'),
+            "duplicate_key",
+            "price: given",
+        ),
+        ("realtime", repeating(tick(), "symbol", "MSFT")[:-1], "not_json", "Invalid JSON"),
         ("realtime", tick(schema_version=2), "unknown_schema_version", "schema_version"),
         ("realtime", tick(schema_version="1"), "unknown_schema_version", "schema_version"),
         ("realtime", tick(schema_version=None), "unknown_schema_version", "schema_version"),
@@ -160,6 +190,30 @@ def test_schema_version_is_an_integer_not_a_boolean_everywhere() -> None:
         with pytest.raises(ValueError, match="schema_version"):
             RealtimeTick.model_validate(tick(schema_version=version))
     assert parse_record("realtime", tick(schema_version=1)).schema_version == 1
+
+
+def test_the_readme_lists_every_reason_code_in_order() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    places = [readme.find(f"`{code}`") for code in REASONS]
+    assert -1 not in places, [code for code, at in zip(REASONS, places, strict=True) if at < 0]
+    assert places == sorted(places)
+
+
+def test_commas_inside_strings_are_not_repeated_keys() -> None:
+    # More commas than keys sends the record to the exact check, which finds no repeat.
+    value = tick(source="sim,feed,a,b,c,d,e,f,g,h")
+    assert isinstance(check("realtime", value), Accepted)
+    assert parse_record("realtime", json.dumps(value)).source == value["source"]
+
+
+def test_the_shared_parser_refuses_repeated_keys_too() -> None:
+    with pytest.raises(RecordError, match="symbol: given more than once"):
+        parse_record("realtime", repeating(tick(), "symbol", "AAPL"))
+    assert repeated_keys(repeating(bar(), "low", 1)) == ["low"]
+    assert repeated_keys(b'{"a": {"b": 1, "b": 2}, "a": 3, "a": 4}') == ["b", "a"]
+    assert repeated_keys(b'{"a": 1, "b": 2}') == []
+    assert repeated_keys(b"\xff not json") == []
+    assert repeated_keys(b"[" * 100_000) == []
 
 
 def test_the_symbol_rule_is_the_models_rule() -> None:
