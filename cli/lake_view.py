@@ -6,6 +6,7 @@ import io
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -49,7 +50,14 @@ def summarise(
     return dict(folders)
 
 
-def _list(settings: Settings, prefix: str) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class LakeObject:
+    key: str
+    size: int
+    modified: datetime | None  # UTC
+
+
+def _list_objects(settings: Settings, prefix: str) -> list[LakeObject]:
     import s3fs
 
     fs = s3fs.S3FileSystem(**settings.storage_options())
@@ -59,11 +67,42 @@ def _list(settings: Settings, prefix: str) -> list[tuple[str, int]]:
     except FileNotFoundError:
         return []
     start = len(settings.lake_bucket) + 1
-    return [
-        (path[start:], int(info.get("size") or 0))
-        for path, info in found.items()
-        if info.get("type") != "directory"
+    objects = []
+    for path, info in sorted(found.items()):
+        if info.get("type") == "directory" or path.endswith("/"):
+            continue
+        modified = info.get("LastModified")
+        objects.append(
+            LakeObject(
+                key=path[start:],
+                size=int(info.get("size") or 0),
+                modified=modified.astimezone(UTC) if isinstance(modified, datetime) else None,
+            )
+        )
+    return objects
+
+
+def _list(settings: Settings, prefix: str) -> list[tuple[str, int]]:
+    return [(item.key, item.size) for item in _list_objects(settings, prefix)]
+
+
+def object_lines(objects: list[LakeObject]) -> list[str]:
+    """One line per object (last modified in UTC, size, key; like `aws s3 ls`), then a total."""
+    sizes = [human_size(item.size) for item in objects]
+    width = max(map(len, sizes), default=0)
+    times = [
+        f"{item.modified:%Y-%m-%d %H:%M:%S}" if item.modified else "-" * 19 for item in objects
     ]
+    lines = [
+        f"{when}  {size:>{width}}  {item.key}"
+        for when, size, item in zip(times, sizes, objects, strict=True)
+    ]
+    total = sum(item.size for item in objects)
+    lines.append(
+        f"total: {len(objects):,} object{'' if len(objects) == 1 else 's'}, "
+        f"{human_size(total)} ({total:,} bytes); times are UTC"
+    )
+    return lines
 
 
 def render_tree(bucket: str, prefix: str, folders: dict[tuple[str, ...], Folder]) -> Tree:
@@ -140,16 +179,27 @@ def register(app: typer.Typer) -> None:
     def ls(
         prefix: str = typer.Argument("", help="Key prefix, e.g. raw/historical/year=2020/"),
         depth: int = typer.Option(6, help="Folder levels to show below the prefix."),
+        objects: bool = typer.Option(
+            False,
+            "--objects",
+            help="List every object under the prefix (last modified, size, key) and a total, "
+            "instead of the folder tree.",
+        ),
     ) -> None:
-        """Browse the lake: folders with object counts and sizes (like the MinIO console)."""
+        """Browse the lake: folders with object counts and sizes, or (--objects) the objects."""
         settings = get_settings()
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        objects = _list(settings, prefix)
-        if not objects:
-            console.print(f"s3://{settings.lake_bucket}/{prefix}: no objects")
+        found = _list_objects(settings, prefix)
+        if not found:
+            console.print(f"s3://{settings.lake_bucket}/{prefix}: no objects", markup=False)
             raise typer.Exit(0)
-        console.print(render_tree(settings.lake_bucket, prefix, summarise(objects, prefix, depth)))
+        if objects:
+            print(f"s3://{settings.lake_bucket}/{prefix}")
+            print("\n".join(object_lines(found)))
+            return
+        sized = [(item.key, item.size) for item in found]
+        console.print(render_tree(settings.lake_bucket, prefix, summarise(sized, prefix, depth)))
 
     @app.command("report")
     def report() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,6 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.figures import seconds_text
+from cli.query_output import (
+    OutputFormat,
+    render_csv,
+    render_json,
+    render_table,
+    render_vertical,
+    widest_line,
+)
 from loaders import LoadError, LoadSummary, load_daily, load_realtime, local_run_id, run_query
 from stocklake.settings import get_settings
 
@@ -157,12 +167,46 @@ _load_command(
 )
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    if isinstance(value, int | float | str | bool) or value is None:
-        return value
-    return str(value)
+def _terminal_width() -> int | None:
+    """The terminal's width when known (COLUMNS, or stdout is a terminal); None when piped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _print_rows(
+    columns: list[str], rows: list[tuple], fmt: OutputFormat, max_rows: int, max_width: int | None
+) -> None:
+    """The rows in the chosen format on stdout; notes for the reader on stderr."""
+    shown = rows[:max_rows]
+    hidden = len(rows) - len(shown)
+    if fmt is OutputFormat.json:
+        print(render_json(columns, shown))
+    elif fmt is OutputFormat.csv:
+        sys.stdout.write(render_csv(columns, shown))
+    elif not columns:
+        print("OK (the statement returned no rows)")
+        return
+    else:
+        render = render_table if fmt is OutputFormat.table else render_vertical
+        lines = render(columns, shown, max_width)
+        print("\n".join(lines))
+        more = f", {hidden} not shown: raise --max-rows" if hidden else ""
+        print(f"({len(rows)} row{'' if len(rows) == 1 else 's'}{more})")
+        terminal = _terminal_width()
+        if fmt is OutputFormat.table and terminal and widest_line(lines) > terminal:
+            err_console.print(
+                f"note: the table is {widest_line(lines)} characters wide, the terminal "
+                f"{terminal}: try --format vertical, or --max-width N to cut cells",
+                markup=False,
+                highlight=False,
+            )
+        return
+    if hidden:
+        err_console.print(f"{hidden} more row(s) not shown: raise --max-rows", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -172,32 +216,30 @@ def register(app: typer.Typer) -> None:
     @app.command("sql")
     def sql(
         statement: str = typer.Argument(..., help='SQL to run, e.g. "SELECT * FROM load_audit".'),
+        fmt: OutputFormat | None = typer.Option(
+            None,
+            "--format",
+            "-f",
+            help="table (aligned, cells never cut unless --max-width), vertical (one "
+            "'column | value' line each, like psql's \\x), csv, or json. Default: table.",
+        ),
+        max_width: int | None = typer.Option(
+            None, "--max-width", min=1, help="Cut table and vertical cells to this many characters."
+        ),
         max_rows: int = typer.Option(200, "--max-rows", min=1, help="Rows to print at most."),
-        as_json: bool = typer.Option(False, "--json", help="Print rows as JSON objects."),
+        as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
         schema: str | None = typer.Option(None, "--schema", help=SCHEMA_HELP),
     ) -> None:
         """Run one statement on the configured warehouse (PostgreSQL or Snowflake)."""
+        if as_json and fmt not in (None, OutputFormat.json):
+            raise typer.BadParameter(
+                f"--json and --format {fmt} contradict: give one", param_hint="--format"
+            )
         settings = get_settings()
         try:
             columns, rows = run_query(settings, statement, schema=schema)
         except Exception as error:  # the database's own message is the useful part
             err_console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
             raise typer.Exit(1) from None
-        if as_json:
-            records = [
-                {name: _json_value(value) for name, value in zip(columns, row, strict=True)}
-                for row in rows[:max_rows]
-            ]
-            print(json.dumps(records))
-            return
-        if not columns:
-            console.print("OK (the statement returned no rows)")
-            return
-        table = Table(title=f"{settings.warehouse_kind}: {len(rows)} row(s)")
-        for name in columns:
-            table.add_column(name)
-        for row in rows[:max_rows]:
-            table.add_row(*("NULL" if value is None else str(value) for value in row))
-        console.print(table)
-        if len(rows) > max_rows:
-            console.print(f"[yellow]{len(rows) - max_rows} more row(s) not shown[/yellow]")
+        chosen = OutputFormat.json if as_json else (fmt or OutputFormat.table)
+        _print_rows(columns, rows, chosen, max_rows, max_width)

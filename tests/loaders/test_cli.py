@@ -91,6 +91,70 @@ def test_end_is_exclusive_and_date_is_one_day(cli: CliRunner, lake: TestLake) ->
     assert "Traceback" not in empty.output
 
 
+WIDE = (
+    "SELECT 'trade_' || repeat('x', 60) AS long_text, 3733.123456789::float8 AS price,"
+    " NULL AS nothing"
+)
+
+
+def test_sql_never_cuts_cells_and_offers_vertical_when_too_wide(cli: CliRunner) -> None:
+    table = cli.invoke(app, ["sql", WIDE], env={"COLUMNS": "60"})
+    assert table.exit_code == 0, table.output
+    assert "trade_" + "x" * 60 in table.output and "3733.123456789" in table.output
+    assert "…" not in table.output and "(1 row)" in table.output
+    assert "wide" in table.output and "--format vertical" in table.output
+
+    roomy = cli.invoke(app, ["sql", WIDE], env={"COLUMNS": "200"})
+    assert "--format vertical" not in roomy.output
+
+    cut = cli.invoke(app, ["sql", WIDE, "--max-width", "10"], env={"COLUMNS": "60"})
+    assert "trade_xxx…" in cut.output and "3733.1234…" in cut.output
+    assert "--format vertical" not in cut.output
+
+
+def test_sql_vertical_csv_and_json(cli: CliRunner) -> None:
+    vertical = cli.invoke(app, ["sql", WIDE + " UNION ALL " + WIDE, "--format", "vertical"])
+    assert vertical.exit_code == 0, vertical.output
+    lines = vertical.output.splitlines()
+    assert lines[0].startswith("-[ RECORD 1 ]-") and lines[4].startswith("-[ RECORD 2 ]-")
+    assert lines[1:4] == [
+        "long_text | trade_" + "x" * 60,
+        "price     | 3733.123456789",
+        "nothing   | NULL",
+    ]
+
+    as_csv = cli.invoke(app, ["sql", WIDE, "--format", "csv"]).output.splitlines()
+    assert as_csv == ["long_text,price,nothing", f"trade_{'x' * 60},3733.123456789,"]
+
+    as_json = cli.invoke(app, ["sql", WIDE, "--format", "json"]).output
+    assert json.loads(as_json) == json.loads(cli.invoke(app, ["sql", WIDE, "--json"]).output)
+    assert json.loads(as_json)[0]["price"] == 3733.123456789
+
+    for bad in (["--max-width", "0"], ["--format", "wide"], ["--json", "--format", "csv"]):
+        refused = cli.invoke(app, ["sql", WIDE, *bad])
+        assert refused.exit_code == 2, (bad, refused.output)
+        assert bad[-2] in refused.output and "Traceback" not in refused.output
+
+
+def test_ls_objects_lists_keys_sizes_times_and_a_total(cli: CliRunner, lake: TestLake) -> None:
+    keys = lake.put_daily(daily_metrics("2020-12-30", "2020-12-31"))
+    sizes = {key: lake.fs.size(f"{lake.bucket}/{key}") for key in keys}
+
+    listed = cli.invoke(app, ["ls", "processed/historical", "--objects"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == f"s3://{lake.bucket}/processed/historical/"
+    for key, line in zip(keys, lines[1:3], strict=True):
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +[\d.]+ K?B  " + re.escape(key), line
+        ), line
+    total = sum(sizes.values())
+    assert lines[3].startswith("total: 2 objects, ") and f"({total:,} bytes)" in lines[3]
+
+    tree = cli.invoke(app, ["ls", "processed/historical"])
+    assert "date=2020-12-30/" in tree.output and keys[0] not in tree.output
+
+
 def test_bad_input_exits_non_zero_with_a_reason(cli: CliRunner, lake: TestLake) -> None:
     both = cli.invoke(app, ["load", "daily", "--date", "2020-12-31", "--start", "2020-12-01"])
     assert both.exit_code != 0 and "not both" in both.output
