@@ -8,6 +8,7 @@ warehouse loaders (readers).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -275,20 +276,55 @@ def arrow_schema(columns: tuple[tuple[str, str], ...]):  # -> pyarrow.Schema
 
 @dataclass(frozen=True)
 class QuarantineRecord:
-    """A record set aside, with why and where it came from."""
+    """A record set aside, with why and where it came from.
+
+    `raw` is the Kafka value as text, for people (bytes that are not UTF-8 become \\xNN
+    escapes, so two values can read alike); `raw_base64` is the value exactly, in base64
+    (null for a null value): `original_value` gives back what Kafka held.
+    """
 
     reason: str
     raw: str
+    raw_base64: str | None
     topic: str
     partition: int
     offset: int
     quarantined_at: datetime
+
+    @classmethod
+    def of_value(
+        cls,
+        value: bytes | None,
+        *,
+        reason: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        quarantined_at: datetime,
+    ) -> QuarantineRecord:
+        """The quarantine record of one Kafka value, both forms made from its bytes."""
+        return cls(
+            reason=reason,
+            raw=(value or b"").decode("utf-8", errors="backslashreplace"),
+            raw_base64=None if value is None else base64.b64encode(value).decode("ascii"),
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            quarantined_at=quarantined_at,
+        )
+
+    @staticmethod
+    def original_value(line: dict[str, Any]) -> bytes | None:
+        """The exact Kafka value of a quarantine line read back from the lake."""
+        encoded = line["raw_base64"]
+        return None if encoded is None else base64.b64decode(encoded, validate=True)
 
     def to_json(self) -> bytes:
         return json.dumps(
             {
                 "reason": self.reason,
                 "raw": self.raw,
+                "raw_base64": self.raw_base64,
                 "topic": self.topic,
                 "partition": self.partition,
                 "offset": self.offset,

@@ -128,10 +128,9 @@ class PartitionBatch:
 
     def _quarantine_object(self, landed_at: datetime) -> ObjectWrite:
         lines = [
-            QuarantineRecord(
+            QuarantineRecord.of_value(
+                bad.raw,
                 reason=bad.rejected.reason,
-                # Undecodable bytes stay visible as \xNN escapes rather than being dropped.
-                raw=(bad.raw or b"").decode("utf-8", errors="backslashreplace"),
                 topic=self.topic,
                 partition=self.partition,
                 offset=bad.offset,

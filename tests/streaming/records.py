@@ -26,8 +26,8 @@ def tick(sequence: int, moment: datetime, symbol: str = "AAPL") -> RealtimeTick:
     )
 
 
-def _bad_values(sequence: int, moment: datetime) -> dict[str, bytes | None]:
-    """One malformed value per reason code (the code each must get)."""
+def bad_values(sequence: int, moment: datetime) -> list[tuple[str, bytes | None]]:
+    """Malformed values, each with the reason code it must get; every code at least once."""
     good = json.loads(tick(sequence, moment).to_json())
     future = datetime.now(UTC) + timedelta(days=3)
 
@@ -35,24 +35,40 @@ def _bad_values(sequence: int, moment: datetime) -> dict[str, bytes | None]:
         payload = {**good, **changes}
         return json.dumps({k: v for k, v in payload.items() if v is not _DROP}).encode()
 
-    return {
-        "not_json": f"AAPL;{sequence};not json".encode(),
-        "missing_field": variant(price=_DROP),
-        "extra_field": variant(exchange="XNAS"),
-        "wrong_type": variant(size=str(sequence)),
-        "non_positive_price": variant(price=-1.0 * (sequence + 1)),
-        "non_finite_price": variant(price=1.0).replace(b'"price": 1.0', b'"price": NaN'),
-        "negative_volume": variant(size=-sequence - 1),
-        "future_event_time": variant(event_time=future.isoformat()),
-        "unknown_schema_version": variant(schema_version=2),
+    garbage = f"AAPL;{sequence};".encode()
+    return [
+        ("not_json", garbage + b"not json"),
+        # Bytes that are not UTF-8, which only raw_base64 keeps exactly: a stray 0xFF, one
+        # inside a JSON string, an encoded surrogate, Latin-1 text, binary garbage.
+        ("not_json", variant() + b"\xff"),
+        ("not_json", variant(source="sim").replace(b'"sim"', b'"s\xffm"')),
+        ("not_json", variant(source="sim").replace(b'"sim"', b'"s\xed\xa0\x80m"')),
+        ("not_json", json.dumps({**good, "source": "café"}, ensure_ascii=False).encode("latin-1")),
+        ("not_json", b"\xff\xfe\x00" + garbage + b"\x00\x80"),
+        # Valid text that reads the same as the stray byte's escape in the readable `raw`.
+        ("not_json", garbage + b"\\xff"),
+        ("not_json", garbage + b"\xff"),
+        ("missing_field", variant(price=_DROP)),
+        ("extra_field", variant(exchange="XNAS")),
+        ("wrong_type", variant(size=str(sequence)).replace(b"simulator", "Zürich".encode())),
+        ("non_positive_price", variant(price=-1.0 * (sequence + 1))),
+        ("non_finite_price", variant(price=1.0).replace(b'"price": 1.0', b'"price": NaN')),
+        ("negative_volume", variant(size=-sequence - 1)),
+        ("future_event_time", variant(event_time=future.isoformat())),
+        ("unknown_schema_version", variant(schema_version=2)),
+        ("unknown_schema_version", variant(schema_version=True)),
         # A foreign client's object with a key twice: readers would keep the last silently.
-        "duplicate_key": b'{"size":1,' + variant()[1:],
-        "empty_value": None,
-    }
+        ("duplicate_key", b'{"size":1,' + variant()[1:]),
+        ("invalid_value", variant(symbol="=")),
+        ("empty_value", None),
+        ("empty_value", b""),
+    ]
 
 
 _DROP = object()
-BAD_REASONS = tuple(_bad_values(0, datetime(2024, 1, 1, tzinfo=UTC)))
+_SAMPLE = bad_values(0, datetime(2024, 1, 1, tzinfo=UTC))
+BAD_VALUES = len(_SAMPLE)
+BAD_REASONS = tuple(dict.fromkeys(reason for reason, _ in _SAMPLE))
 
 
 @dataclass
@@ -61,7 +77,7 @@ class Mixed:
 
     messages: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     good: dict[int, RealtimeTick] = field(default_factory=dict)
-    bad: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bad: Counter[tuple[str, bytes | None]] = field(default_factory=Counter)
 
     @property
     def bad_by_reason(self) -> Counter[str]:
@@ -88,10 +104,9 @@ def mixed_ticks(good: int, bad: int, start: datetime, step: timedelta, seed: int
             mixed.good[sequence] = record
             mixed.messages.append((symbol.encode(), record.to_json()))
         else:
-            reason = BAD_REASONS[bad_index % len(BAD_REASONS)]
-            value = _bad_values(10_000_000 + bad_index, moment)[reason]
+            reason, value = bad_values(10_000_000 + bad_index, moment)[bad_index % BAD_VALUES]
             bad_index += 1
-            mixed.bad[(reason, (value or b"").decode())] += 1
+            mixed.bad[(reason, value)] += 1
             mixed.messages.append((symbol.encode(), value))
     return mixed
 

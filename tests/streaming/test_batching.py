@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stocklake import lake
-from stocklake.schemas import HistoricalBar, RealtimeTick
+from stocklake.schemas import HistoricalBar, QuarantineRecord, RealtimeTick
 from streaming.batching import (
     PartitionBatch,
     committed_key,
@@ -19,9 +19,11 @@ from streaming.batching import (
 )
 from streaming.errors import LandingError
 from streaming.validation import Accepted, Rejected, check_record
+from tests.streaming.records import bad_values
 
 LANDED_AT = datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 TOPIC = "ticks.test"
+DAY = timedelta(days=1)
 
 
 def accepted_tick(moment: datetime, sequence: int = 1) -> tuple[bytes, Accepted]:
@@ -146,6 +148,7 @@ def test_bad_records_go_to_one_quarantine_object_with_bytes_reason_and_coordinat
         {
             "reason": "not_json: record: Invalid JSON",
             "raw": "\\xffnot json",
+            "raw_base64": "/25vdCBqc29u",
             "topic": TOPIC,
             "partition": 0,
             "offset": 11,
@@ -154,6 +157,7 @@ def test_bad_records_go_to_one_quarantine_object_with_bytes_reason_and_coordinat
         {
             "reason": "empty_value: the Kafka message has no value",
             "raw": "",
+            "raw_base64": None,
             "topic": TOPIC,
             "partition": 0,
             "offset": 12,
@@ -162,6 +166,27 @@ def test_bad_records_go_to_one_quarantine_object_with_bytes_reason_and_coordinat
     ]
     assert flush.quarantined == {"not_json": 1, "empty_value": 1}
     assert (flush.landed, flush.first_offset, flush.last_offset) == (2, 10, 13)
+
+
+def test_quarantine_keeps_every_bad_value_byte_for_byte() -> None:
+    # Every kind of bad value (invalid UTF-8 of several sorts included), through the gate.
+    now = datetime.now(UTC)
+    sent = bad_values(7, now - timedelta(hours=1))
+    batch = PartitionBatch("realtime", TOPIC, 0)
+    for offset, (_reason, value) in enumerate(sent):
+        batch.add(offset, value, check_record("realtime", value, now=now, max_future=DAY))
+    (bad,) = batch.plan(landed_at=LANDED_AT).objects
+    lines = [json.loads(line) for line in bad.body.splitlines()]
+    assert [line["offset"] for line in lines] == list(range(len(sent)))
+    for line, (reason, value) in zip(lines, sent, strict=True):
+        assert line["reason"].split(":")[0] == reason, line
+        assert QuarantineRecord.original_value(line) == value, line
+        assert line["raw"] == (value or b"").decode("utf-8", errors="backslashreplace")
+    # The readable form alone cannot tell a stray 0xFF from the text "\\xff"; the bytes can.
+    escaped, stray = lines[6], lines[7]
+    assert escaped["raw"] == stray["raw"] and escaped["raw_base64"] != stray["raw_base64"]
+    # A null value (a tombstone) and an empty one are different Kafka values.
+    assert [line["raw_base64"] for line in lines[-2:]] == [None, ""]
 
 
 def test_same_records_plan_the_same_keys_and_bytes() -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stocklake.schemas import QuarantineRecord
 from stocklake.settings import PROJECT_ROOT
 from streaming.batching import committed_key, pending_key
 from tests.streaming.conftest import (
@@ -63,7 +64,7 @@ def test_kill_at_every_step_of_a_flush_then_restart(lake: Lake, topic: str) -> N
     quarantined = Counter()
     coordinates = Counter()
     for _key, line in lake.lines("quarantine/"):
-        quarantined[(line["reason"].split(":")[0], line["raw"])] += 1
+        quarantined[(line["reason"].split(":")[0], QuarantineRecord.original_value(line))] += 1
         coordinates[(line["partition"], line["offset"])] += 1
     assert quarantined == sent.bad
     assert max(coordinates.values()) == 1

@@ -75,13 +75,13 @@ def test_ten_thousand_mixed_ticks_round_trip(lake: Lake, topic: str) -> None:
         "raw/realtime/year=2024/month=01/day=01",
     }
     assert len(hours) == 4
-    # Bad: each with its original bytes, its reason and its Kafka coordinates.
-    quarantined: Counter[tuple[str, str]] = Counter()
+    # Bad: each with its exact original bytes, its reason and its Kafka coordinates.
+    quarantined: Counter[tuple[str, bytes | None]] = Counter()
     coordinates = set()
     for _key, line in lake.lines("quarantine/realtime/"):
         assert set(line) == set(QuarantineRecord.__dataclass_fields__)
         assert line["topic"] == topic
-        quarantined[(line["reason"].split(":")[0], line["raw"])] += 1
+        quarantined[(line["reason"].split(":")[0], QuarantineRecord.original_value(line))] += 1
         coordinates.add((line["partition"], line["offset"]))
     assert quarantined == sent.bad
     assert len(coordinates) == 1_000
