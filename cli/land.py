@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from cli.figures import rate_text, seconds_text
 from stocklake.schemas import RecordKind
 from stocklake.settings import get_settings
 from streaming.errors import LandingError
@@ -148,8 +149,8 @@ def summary_table(summary: LandSummary) -> Table:
         table.add_row(f"  {reason}", f"{count:,}")
     table.add_row("objects written", f"{summary.objects_written:,}")
     table.add_row("MB written", f"{summary.bytes_written / 1e6:,.1f}")
-    table.add_row("seconds", f"{summary.seconds:,.1f}")
-    table.add_row("records/s", f"{summary.rate:,.0f}")
+    table.add_row("seconds", seconds_text(summary.seconds))
+    table.add_row("rate", rate_text(summary.records_in, summary.seconds))
     table.add_row("stopped because", summary.stopped_because)
     if summary.discarded_objects:
         table.add_row("unfinished objects removed", f"{summary.discarded_objects:,}")

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.figures import NOTHING, rate_text, seconds_text
 from ingestion.csv_source import CsvError, parse_column_mapping
 from ingestion.market_hours import DateRangeError
 from ingestion.producer import (
@@ -171,8 +172,11 @@ def _print_summary(summary: ProduceSummary, as_json: bool) -> None:
     table.add_row("records acknowledged", f"{summary.records:,}")
     table.add_row("records failed", f"{summary.failed:,}")
     table.add_row("bytes (values)", f"{summary.bytes:,}")
-    table.add_row("seconds", f"{summary.seconds:.2f}")
-    table.add_row("rate", f"{summary.rate:,.0f} records/s, {summary.megabytes_per_second:.2f} MB/s")
+    table.add_row("seconds", seconds_text(summary.seconds))
+    rate = rate_text(summary.records, summary.seconds)
+    if rate != NOTHING:
+        rate += f", {summary.megabytes_per_second:.2f} MB/s"
+    table.add_row("rate", rate)
     if summary.first_event:
         table.add_row(
             "event time",
