@@ -42,8 +42,8 @@ def _day(value: datetime | None) -> date | None:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """A job's summary for people: one `what: value` line each, seconds rounded; a stream's
-    late ticks (dropped behind the watermark) totalled, then one line per window query."""
+    """A job's summary for people: one `what: value` line each, seconds rounded; for a
+    stream, its late ticks (dropped behind the watermark), then one line per window query."""
     lines = [
         f"{key.replace('_', ' ')}: {value_text(key, value)}"
         for key, value in summary.items()
@@ -51,8 +51,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     ]
     queries = summary.get("queries")
     if queries is not None:
-        late = sum(query.get("late_rows_dropped", 0) for query in queries)
-        lines.append(f"late rows dropped: {late:,}")
+        if "late_rows_dropped" not in summary:
+            late = max((query.get("late_rows_dropped", 0) for query in queries), default=0)
+            lines.append(f"late rows dropped: {late:,}")
         for query in queries:
             figures = ", ".join(
                 f"{key.replace('_', ' ')} {value_text(key, value)}"

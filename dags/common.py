@@ -105,6 +105,16 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def _for_people(key: str, value: Any, summary: dict[str, Any]) -> Any:
+    """Seconds rounded; no rate for a hop that processed nothing (XCom keeps the full value)."""
+    if key == "seconds" and isinstance(value, int | float):
+        return f"{value:.2f} s"
+    if key.endswith("_per_second"):
+        counts = [summary[name] for name in ("records", "records_in") if name in summary]
+        return "-" if not value or (counts and not any(counts)) else value
+    return value
+
+
 def log_summary(dag_id: str, hops: dict[str, Any]) -> None:
     lines = [f"{dag_id} completed:"]
     for hop, summary in hops.items():
@@ -113,7 +123,7 @@ def log_summary(dag_id: str, hops: dict[str, Any]) -> None:
             continue
         if isinstance(summary, dict):
             shown = ", ".join(
-                f"{k}={v}"
+                f"{k}={_for_people(k, v, summary)}"
                 for k, v in summary.items()
                 if not isinstance(v, dict | list)
                 or k in ("quarantined", "dates", "partitions_written", "failures")

@@ -98,6 +98,9 @@ class StreamSummary:
         data.update(
             input_rows=self.input_rows,
             output_rows=self.output_rows,
+            # Ticks behind the watermark: every query reads every tick, so like input_rows
+            # the most any query dropped, not a sum (per query: `queries`).
+            late_rows_dropped=max((q.late_rows_dropped for q in self.queries), default=0),
             partitions_written=self.partitions_written,
         )
         return data

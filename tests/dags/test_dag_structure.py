@@ -119,6 +119,25 @@ def test_failure_callback_names_the_stage_and_cause(caplog) -> None:
     assert "ConnectionError" in caplog.text and "unreachable" in caplog.text
 
 
+def test_completion_summary_is_for_people(caplog) -> None:
+    from dags.common import log_summary
+
+    hops = {
+        "land": {"records_in": 0, "landed": 0, "seconds": 0.08375137199993787,
+                 "records_per_second": 0.0},
+        "produce": {"records": 4, "seconds": 5.0, "records_per_second": 0.8},
+        "windows": {"input_rows": 9, "late_rows_dropped": 2, "seconds": 12.3456, "queries": []},
+        "load": {"rows_inserted": 0, "rows_unchanged": 7},
+    }  # fmt: skip
+    with caplog.at_level("INFO", logger="stocklake.dags"):
+        log_summary("stock_market_realtime", hops)
+    assert "seconds=0.08 s" in caplog.text and "0.0837" not in caplog.text
+    assert "landed=0, seconds=0.08 s, records_per_second=-" in caplog.text
+    assert "records_per_second=0.8" in caplog.text
+    assert "late_rows_dropped=2, seconds=12.35 s" in caplog.text
+    assert "rows_unchanged=7" in caplog.text
+
+
 def test_connections_come_from_settings() -> None:
     import json
 
