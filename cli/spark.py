@@ -86,7 +86,9 @@ def daily(
         False, "--full-refresh", help="Rebuild processed/historical from every raw date."
     ),
     on_empty: OnEmptyChoice = typer.Option(
-        OnEmptyChoice.fail, help="A requested date without bars: fail (exit 3) or skip (warn)."
+        OnEmptyChoice.fail,
+        help="A trading date without bars: fail (exit 3) or skip (warn). Weekends and "
+        "exchange holidays are always skipped (listed in the summary).",
     ),
     lookback_days: int = typer.Option(
         10, min=0, help="Calendar days searched back for the previous trading day's close."

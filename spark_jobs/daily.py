@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from stocklake import lake
 from stocklake.schemas import DAILY_METRICS_COLUMNS, HISTORICAL_BAR_COLUMNS, INTERVALS, spark_ddl
 from stocklake.settings import Settings
+from stocklake.trading_calendar import split_trading
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -36,8 +37,9 @@ class NoDataError(DailyJobError):
         self.missing = missing
         days = ", ".join(day.isoformat() for day in missing)
         super().__init__(
-            f"no raw historical bars for {days} (looked under {lake.RAW_HISTORICAL}/): "
-            "land them first, or pass --on-empty skip for days without trading"
+            f"no raw historical bars for trading date(s) {days} (looked under "
+            f"{lake.RAW_HISTORICAL}/): land them first, or pass --on-empty skip to compute "
+            "the other dates"
         )
 
 
@@ -52,6 +54,8 @@ class DailySummary:
     dates_requested: list[str]
     dates_written: list[str] = field(default_factory=list)
     dates_skipped: list[str] = field(default_factory=list)
+    # Requested dates without a session (weekends, exchange holidays), with the reason.
+    dates_not_trading: list[str] = field(default_factory=list)
     input_rows: int = 0
     duplicates_dropped: int = 0
     other_interval_bars: int = 0
@@ -290,8 +294,9 @@ def run_daily(
     The range is half-open like an Airflow data interval: `end` is the day after the
     last date computed, so one date D is `start=D, end=D + 1 day`.
 
-    Raises NoDataError when a requested date has no bars and on_empty='fail',
-    CorruptInputError naming the file when a raw file cannot be read.
+    Requested dates that are not trading days (XNYS) are skipped up front and listed in
+    the summary. Raises NoDataError when a requested trading date has no bars and
+    on_empty='fail', CorruptInputError naming the file when a raw file cannot be read.
     """
     from py4j.protocol import Py4JJavaError
     from pyspark import StorageLevel
@@ -307,22 +312,25 @@ def run_daily(
     if not full_refresh and (start is None or end is None):
         raise ValueError("give --date, or --start and --end, or --full-refresh")
     began = time.monotonic()
+    summary = DailySummary(dates_requested=[], full_refresh=full_refresh)
+    trading = [] if full_refresh else _trading_dates(summary, start, end)  # type: ignore[arg-type]
+    if not full_refresh and not trading:
+        summary.seconds = round(time.monotonic() - began, 3)
+        return summary
     spark = spark or build_spark(settings, "stocklake-daily-metrics")
 
     available = raw_historical_dates(spark, settings)
     if full_refresh:
         wanted = sorted(available)
         read_days = wanted
+        summary.dates_requested = [day.isoformat() for day in wanted]
     else:
-        wanted = requested_dates(start, end)  # type: ignore[arg-type]
+        wanted = trading
         read_days = [
             day
             for day in requested_dates(start - timedelta(days=lookback_days), end)  # type: ignore[operator]
             if day in available
         ]
-    summary = DailySummary(
-        dates_requested=[day.isoformat() for day in wanted], full_refresh=full_refresh
-    )
     if not read_days:
         return _no_data(summary, wanted, on_empty, began)
 
@@ -353,7 +361,7 @@ def run_daily(
         summary.other_interval_bars = int(stats["latest"] or 0) - int(stats["kept"] or 0)
 
         metrics = daily_metrics(usable_bars(marked), lookback_days).where(
-            F.col("trade_date").between(F.lit(wanted[0]), F.lit(wanted[-1]))
+            F.col("trade_date").isin(wanted)
         )
         metrics = metrics.persist()
         counts = {
@@ -378,6 +386,18 @@ def run_daily(
     summary.partitions_written = [lake.processed_historical_prefix(day) for day in written]
     summary.seconds = round(time.monotonic() - began, 3)
     return summary
+
+
+def _trading_dates(summary: DailySummary, start: date, end: date) -> list[date]:
+    """The trading dates of [start, end); the others go in the summary with their reason.
+
+    A day without a session is not an empty day: it is skipped before anything is read.
+    """
+    days = requested_dates(start, end)
+    split = split_trading(days)
+    summary.dates_requested = [day.isoformat() for day in days]
+    summary.dates_not_trading = [f"{day} ({why})" for day, why in split.closed.items()]
+    return split.trading
 
 
 def _no_data(summary: DailySummary, wanted: list[date], on_empty: OnEmpty, began: float):

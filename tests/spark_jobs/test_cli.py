@@ -66,6 +66,17 @@ def test_daily_cli_summary_and_exit_codes(lake_settings, s3_client) -> None:
     assert one.returncode == 0, one.stderr
     assert "dates written: 2019-05-24" in one.stdout
 
-    missing = _stocklake(lake_settings, "daily", "--date", "2019-05-25")
+    # A range over a weekend and a holiday: those are skipped up front, not "empty".
+    weekend = _stocklake(lake_settings, "daily", "--start", "2019-05-24", "--end", "2019-05-28")
+    assert weekend.returncode == 0, weekend.stderr
+    printed = " ".join(weekend.stdout.split())  # the console wraps long lines
+    assert "dates written: 2019-05-24" in printed
+    assert (
+        "dates not trading: 2019-05-25 (Saturday), 2019-05-26 (Sunday), "
+        "2019-05-27 (holiday: Memorial Day)"
+    ) in printed
+
+    # Tuesday 2019-05-28 is a trading date without bars.
+    missing = _stocklake(lake_settings, "daily", "--date", "2019-05-28")
     assert missing.returncode == 3
-    assert "2019-05-25" in missing.stderr
+    assert "2019-05-28" in missing.stderr

@@ -146,16 +146,31 @@ def test_one_date_rewrites_only_that_date(spark, landed, full_run, s3_client) ->
     assert _checksum(_processed(spark, landed)) == _checksum(before)
 
 
-def test_no_data_for_a_date_is_named(spark, landed, full_run) -> None:
-    with pytest.raises(NoDataError, match="2020-10-24"):
-        run_daily(landed, date(2020, 10, 23), date(2020, 10, 25), spark=spark)
-    summary = run_daily(
-        landed, date(2020, 10, 23), date(2020, 10, 26), on_empty="skip", spark=spark
-    )
-    assert summary.dates_written == ["2020-10-23"]
-    assert summary.dates_skipped == ["2020-10-24", "2020-10-25"]
-    with pytest.raises(NoDataError, match="2031-01-01"):
-        run_daily(landed, date(2031, 1, 1), date(2031, 1, 2), spark=spark)
+def test_no_data_for_a_trading_date_is_named(spark, landed, full_run) -> None:
+    # Tuesday 2020-12-01 and Wednesday 2020-12-02 are trading dates with no bar landed.
+    with pytest.raises(NoDataError, match="2020-12-01"):
+        run_daily(landed, date(2020, 11, 30), date(2020, 12, 2), spark=spark)
+    summary = run_daily(landed, date(2020, 11, 30), date(2020, 12, 3), on_empty="skip", spark=spark)
+    assert summary.dates_written == ["2020-11-30"]
+    assert summary.dates_skipped == ["2020-12-01", "2020-12-02"]
+    with pytest.raises(NoDataError, match="2031-01-02"):
+        run_daily(landed, date(2031, 1, 2), date(2031, 1, 3), spark=spark)
+
+
+def test_dates_that_are_not_trading_days_are_skipped_up_front(spark, landed, full_run) -> None:
+    # Friday 2020-10-23 to Monday 2020-10-26: the weekend has no session, it is not "empty".
+    summary = run_daily(landed, date(2020, 10, 23), date(2020, 10, 27), spark=spark)
+    assert summary.dates_written == ["2020-10-23", "2020-10-26"]
+    assert summary.dates_not_trading == ["2020-10-24 (Saturday)", "2020-10-25 (Sunday)"]
+    assert summary.dates_skipped == []
+    # Only closed days: nothing is read, nothing fails.
+    summary = run_daily(landed, date(2020, 12, 25), date(2020, 12, 28), spark=spark)
+    assert summary.dates_not_trading == [
+        "2020-12-25 (holiday: Christmas)",
+        "2020-12-26 (Saturday)",
+        "2020-12-27 (Sunday)",
+    ]
+    assert (summary.input_rows, summary.dates_written, summary.dates_skipped) == (0, [], [])
 
 
 def test_corrupt_file_fails_with_its_path(spark, landed, full_run, s3_client) -> None:
