@@ -174,6 +174,21 @@ def _query_table(title: str, columns: list[str], rows: list[tuple]) -> Table:
     return table
 
 
+def _ls(settings: Settings, prefix: str, depth: int, objects: bool) -> None:
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    found = _list_objects(settings, prefix)
+    if not found:
+        console.print(f"s3://{settings.lake_bucket}/{prefix}: no objects", markup=False)
+        return
+    if objects:
+        print(f"s3://{settings.lake_bucket}/{prefix}")
+        print("\n".join(object_lines(found)))
+        return
+    sized = [(item.key, item.size) for item in found]
+    console.print(render_tree(settings.lake_bucket, prefix, summarise(sized, prefix, depth)))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ls")
     def ls(
@@ -187,19 +202,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Browse the lake: folders with object counts and sizes, or (--objects) the objects."""
-        settings = get_settings()
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        found = _list_objects(settings, prefix)
-        if not found:
-            console.print(f"s3://{settings.lake_bucket}/{prefix}: no objects", markup=False)
-            raise typer.Exit(0)
-        if objects:
-            print(f"s3://{settings.lake_bucket}/{prefix}")
-            print("\n".join(object_lines(found)))
-            return
-        sized = [(item.key, item.size) for item in found]
-        console.print(render_tree(settings.lake_bucket, prefix, summarise(sized, prefix, depth)))
+        _ls(get_settings(), prefix, depth, objects)
 
     @app.command("report")
     def report() -> None:

@@ -73,6 +73,23 @@ def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
         console.print(f"  {line}", markup=False, highlight=False)
 
 
+def _daily_range(
+    day: datetime | None, start: datetime | None, end: datetime | None, full_refresh: bool
+) -> tuple[date | None, date | None]:
+    """[first, end) to compute: --date D is [D, D+1); --end is exclusive."""
+    if day and (start or end):
+        raise typer.BadParameter("give --date or --start/--end, not both")
+    first, end_day = (_day(day), _day(day) + ONE_DAY) if day else (_day(start), _day(end))
+    if not full_refresh and (first is None or end_day is None):
+        raise typer.BadParameter("give --date, or --start and --end, or --full-refresh")
+    if first is not None and end_day is not None and end_day <= first:
+        raise typer.BadParameter(
+            f"--end {end_day} must be after --start {first} (--end is exclusive)",
+            param_hint="--end",
+        )
+    return first, end_day
+
+
 @app.command()
 def daily(
     day: datetime | None = typer.Option(None, "--date", formats=["%Y-%m-%d"], help="One date."),
@@ -104,16 +121,7 @@ def daily(
     from spark_jobs.daily import DailyJobError, NoDataError, run_daily
     from spark_jobs.session import build_spark
 
-    if day and (start or end):
-        raise typer.BadParameter("give --date or --start/--end, not both")
-    first, end_day = (_day(day), _day(day) + ONE_DAY) if day else (_day(start), _day(end))
-    if not full_refresh and (first is None or end_day is None):
-        raise typer.BadParameter("give --date, or --start and --end, or --full-refresh")
-    if first is not None and end_day is not None and end_day <= first:
-        raise typer.BadParameter(
-            f"--end {end_day} must be after --start {first} (--end is exclusive)",
-            param_hint="--end",
-        )
+    first, end_day = _daily_range(day, start, end, full_refresh)
     settings = get_settings()
     spark = build_spark(settings, "stocklake-daily-metrics", _parse_conf(conf))
     try:

@@ -14,11 +14,17 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
 import s3fs
 
 from loaders.source import lake_filesystem, list_source_partitions, read_partitions
 from loaders.tables import DAILY_METRICS, REALTIME_WINDOW_METRICS, WarehouseTable
-from loaders.transform import dedupe_latest, reject_null_keys, select_partitions
+from loaders.transform import (
+    SourcePartition,
+    dedupe_latest,
+    reject_null_keys,
+    select_partitions,
+)
 from loaders.warehouse import AuditRecord, Warehouse, connect_warehouse
 from stocklake.settings import Settings
 
@@ -112,22 +118,7 @@ def load_table(
         raise ValueError(f"end {end} must be after start {start} (end is exclusive)")
     clock = time.perf_counter()
     mode = load_mode(start, end, full_refresh)
-    summary = LoadSummary(
-        run_id=uuid.uuid4().hex,
-        table=table.name,
-        mode=mode,
-        pipeline_run_id=pipeline_run_id or local_run_id("python"),
-        logical_date=logical_date,
-    )
-    audit = AuditRecord(
-        run_id=summary.run_id,
-        table_name=table.name,
-        load_mode=mode,
-        source_partitions={},
-        started_at=datetime.now(UTC),
-        pipeline_run_id=summary.pipeline_run_id,
-        logical_date=logical_date,
-    )
+    summary, audit = _begin(table, mode, pipeline_run_id, logical_date)
     with connect_warehouse(settings, schema=schema) as warehouse:
         try:
             warehouse.migrate()
@@ -137,12 +128,7 @@ def load_table(
             chosen = select_partitions(partitions, start=start, end=end, loaded=loaded)
             summary.partitions = [partition.name for partition in chosen]
             audit = replace(audit, source_partitions={p.name: p.fingerprint for p in chosen})
-            source = read_partitions(fs, settings.lake_bucket, chosen, table)
-            summary.files = source.files
-            summary.rows_read = source.table.num_rows
-            keyed, summary.rows_rejected = reject_null_keys(source.table, table.key)
-            rows, summary.rows_duplicate = dedupe_latest(keyed, table.key)
-            summary.rows_staged = rows.num_rows
+            rows = _rows_to_stage(fs, settings.lake_bucket, chosen, table, summary)
             audit = replace(
                 audit,
                 rows_read=summary.rows_read,
@@ -164,6 +150,46 @@ def load_table(
     summary.status = "succeeded"
     summary.seconds = time.perf_counter() - clock
     return summary
+
+
+def _begin(
+    table: WarehouseTable, mode: str, pipeline_run_id: str | None, logical_date: datetime | None
+) -> tuple[LoadSummary, AuditRecord]:
+    """A new load's summary and audit record, linked to the run that asked for it."""
+    summary = LoadSummary(
+        run_id=uuid.uuid4().hex,
+        table=table.name,
+        mode=mode,
+        pipeline_run_id=pipeline_run_id or local_run_id("python"),
+        logical_date=logical_date,
+    )
+    audit = AuditRecord(
+        run_id=summary.run_id,
+        table_name=table.name,
+        load_mode=mode,
+        source_partitions={},
+        started_at=datetime.now(UTC),
+        pipeline_run_id=summary.pipeline_run_id,
+        logical_date=logical_date,
+    )
+    return summary, audit
+
+
+def _rows_to_stage(
+    fs: s3fs.S3FileSystem,
+    bucket: str,
+    chosen: list[SourcePartition],
+    table: WarehouseTable,
+    summary: LoadSummary,
+) -> pa.Table:
+    """The chosen partitions' rows, null keys rejected and one row per key; counted."""
+    source = read_partitions(fs, bucket, chosen, table)
+    summary.files = source.files
+    summary.rows_read = source.table.num_rows
+    keyed, summary.rows_rejected = reject_null_keys(source.table, table.key)
+    rows, summary.rows_duplicate = dedupe_latest(keyed, table.key)
+    summary.rows_staged = rows.num_rows
+    return rows
 
 
 def _record_failure(
