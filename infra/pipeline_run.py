@@ -217,6 +217,7 @@ def create_backfill(api: AirflowApi, watched: list[Watched], source: str) -> Non
 def wait_for_unfinished_backfills(api: AirflowApi, timeout: float = WAIT_TIMEOUT_S) -> None:
     """Airflow runs one backfill per DAG at a time: let an earlier one finish first."""
     deadline = time.monotonic() + timeout
+    said = False
     while True:
         backfills = api.call("GET", "/backfills", params={"dag_id": BATCH}).json()["backfills"]
         active = [b["id"] for b in backfills if not b["completed_at"]]
@@ -224,8 +225,11 @@ def wait_for_unfinished_backfills(api: AirflowApi, timeout: float = WAIT_TIMEOUT
             return
         if time.monotonic() > deadline:
             raise PipelineError(f"backfill {active} of {BATCH} still unfinished; see the UI")
-        say(f"waiting for the unfinished backfill {active} of {BATCH} (an earlier run)")
-        time.sleep(10)
+        if not said:
+            # The scheduler marks a backfill complete a moment after its last run.
+            say(f"waiting for the earlier backfill {active} of {BATCH} to be marked complete")
+            said = True
+        time.sleep(POLL_S)
 
 
 def trigger_realtime(api: AirflowApi, plan: Plan) -> Watched:
@@ -270,23 +274,43 @@ def unpaused(api: AirflowApi, dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
     finally:
         for dag_id in was_paused:
             api.set_paused(dag_id, True)
-        drop_unrequested_runs(api, was_paused)
+        skip_unrequested_runs(api, was_paused)
         if was_paused:
             say(f"paused {', '.join(was_paused)} again: nothing runs on its own until unpaused")
 
 
-def drop_unrequested_runs(api: AirflowApi, dag_ids: list[str]) -> None:
-    """Delete scheduled runs that unpausing queued (catchup is off) before they start.
+SKIPPED_NOTE = (
+    "Skipped by make run: unpausing queued this run of the latest interval (catchup is "
+    "off); make run pauses the DAG again when its own runs are done."
+)
+
+
+def skip_unrequested_runs(api: AirflowApi, dag_ids: list[str]) -> None:
+    """Mark scheduled runs that unpausing queued, and that have not started, skipped.
 
     Unpausing makes the scheduler run each DAG's latest interval. The batch one starts
-    at once and skips (no bars for today's date in the bundled CSV); the realtime one
-    waits behind make run's run, so it is removed here and its ticks never mix in.
+    at once and skips itself (the bundled CSV has no bars for today); the realtime one
+    waits behind make run's run and would add today's ticks. Marked success before it
+    starts, its tasks are skipped, and the run stays the latest scheduled one, so the
+    scheduler does not queue that interval again (a deleted run would be re-queued).
     """
     for dag_id in dag_ids:
         for run in api.runs(dag_id, run_type="scheduled", state="queued"):
             if not run["start_date"]:
-                api.call("DELETE", api.run_path(run))
-                say(f"removed {run['dag_run_id']} of {dag_id}: queued by unpausing, not started")
+                body = {"state": "success", "note": SKIPPED_NOTE}
+                api.call("PATCH", api.run_path(run), json=body)
+                say(f"skipped {run['dag_run_id']} of {dag_id}: queued by unpausing, not started")
+
+
+def wait_for_other_runs(api: AirflowApi, dag_ids: list[str], timeout: float = 300) -> None:
+    """Let runs the scheduler started on its own finish: a paused DAG's run would stall."""
+    deadline = time.monotonic() + timeout
+    for dag_id in dag_ids:
+        while running := api.runs(dag_id, state="running"):
+            if time.monotonic() > deadline:
+                return
+            say(f"waiting for {running[0]['dag_run_id']} of {dag_id}, started by the scheduler")
+            time.sleep(5)
 
 
 def refresh(api: AirflowApi, watched: Watched) -> None:
@@ -325,8 +349,9 @@ def wait_for_runs(api: AirflowApi, watched: list[Watched], unpaused_dags: list[s
             if progress != w.progress:
                 w.progress = progress
                 say(f"[{time.monotonic() - started:5.0f} s] {w.label}: {progress}")
-        drop_unrequested_runs(api, unpaused_dags)
+        skip_unrequested_runs(api, unpaused_dags)
         if all(w.finished for w in watched):
+            wait_for_other_runs(api, unpaused_dags)
             return
         if time.monotonic() - started > WAIT_TIMEOUT_S:
             unfinished = ", ".join(w.label for w in watched if not w.finished)
