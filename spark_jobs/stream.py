@@ -71,6 +71,7 @@ class WindowQuerySummary:
     input_rows: int = 0
     invalid_rows: int = 0
     late_rows_dropped: int = 0
+    duplicate_rows_dropped: int = 0  # exact re-deliveries (dropDuplicates)
     output_rows: int = 0
     partitions_written: list[str] = field(default_factory=list)
 
@@ -101,6 +102,8 @@ class StreamSummary:
             # Ticks behind the watermark: every query reads every tick, so like input_rows
             # the most any query dropped, not a sum (per query: `queries`).
             late_rows_dropped=max((q.late_rows_dropped for q in self.queries), default=0),
+            # Exact re-deliveries dropped, counted the same way.
+            duplicate_rows_dropped=max((q.duplicate_rows_dropped for q in self.queries), default=0),
             partitions_written=self.partitions_written,
         )
         return data
@@ -286,6 +289,10 @@ class _ProgressTally:
             self.summary.invalid_rows += int(observed.get("invalid") or 0)
             for operator in progress.get("stateOperators", []):
                 self.summary.late_rows_dropped += int(operator.get("numRowsDroppedByWatermark", 0))
+                # Reported by the dedup operator only (Spark's StreamingDeduplicateExec).
+                custom = operator.get("customMetrics") or {}
+                dropped = int(custom.get("numDroppedDuplicateRows", 0))
+                self.summary.duplicate_rows_dropped += dropped
 
 
 def run_stream(

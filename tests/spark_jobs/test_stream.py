@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import uuid
@@ -13,7 +15,9 @@ import pytest
 from ingestion.simulator import accelerated_start, simulate_ticks, tick_spacing
 from spark_jobs.stream import (
     StreamJobError,
+    StreamSummary,
     WindowBatchWriter,
+    WindowQuerySummary,
     duration_seconds,
     run_stream,
     window_metrics,
@@ -132,6 +136,7 @@ def test_windows_equal_pandas_and_restart_adds_no_duplicates(
 ) -> None:
     first, second = streamed
     assert first.input_rows == 600 and second.input_rows == 600
+    assert {q.duplicate_rows_dropped for run in streamed for q in run.queries} == {0}
     assert {q.window_size for q in first.queries} == set(WINDOW_SIZES)
     for window_size, size in WINDOW_SIZES.items():
         actual = _processed(spark, lake_settings, window_size)
@@ -182,6 +187,41 @@ def test_late_ticks_are_dropped_and_counted(spark, lake_settings, s3_client, str
         pd.testing.assert_frame_equal(before[window_size], after)
 
 
+def test_a_replayed_batch_of_ticks_is_dropped_and_counted(spark, s3_settings, s3_client) -> None:
+    bucket = f"sl-spark-replay-{uuid.uuid4().hex[:8]}"
+    settings = s3_settings.model_copy(update={"lake_bucket": bucket})
+    s3_client.create_bucket(Bucket=bucket)
+    try:
+        put_raw_realtime(s3_client, bucket, FIRST, ticks_per_file=150)
+        first = run_stream(settings, available_now=True, spark=spark, max_files_per_trigger=1000)
+        before = {size: _processed(spark, settings, size) for size in WINDOW_SIZES}
+        # A producer re-sends its last 60 ticks; they land again under new offsets. Those
+        # newer than the watermark are exact duplicates in the dedup state, the rest late.
+        replayed = FIRST[-60:]
+        put_raw_realtime(s3_client, bucket, replayed, ticks_per_file=60, first_offset=600)
+        again = run_stream(settings, available_now=True, spark=spark)
+        watermark = max(t.event_time for t in FIRST) - timedelta(seconds=WATERMARK)
+        fresh = sum(tick.event_time > watermark for tick in replayed)
+        assert 0 < fresh < len(replayed)
+        for query in first.queries:
+            assert (query.input_rows, query.duplicate_rows_dropped) == (len(FIRST), 0)
+        for query in again.queries:
+            assert query.input_rows == len(replayed)
+            assert query.duplicate_rows_dropped == fresh
+            assert query.late_rows_dropped == len(replayed) - fresh
+            assert query.output_rows == 0
+            pd.testing.assert_frame_equal(
+                before[query.window_size], _processed(spark, settings, query.window_size)
+            )
+        shown = again.as_dict()
+        assert shown["duplicate_rows_dropped"] == fresh
+        assert [q["duplicate_rows_dropped"] for q in shown["queries"]] == [fresh] * len(
+            WINDOW_SIZES
+        )
+    finally:
+        _empty_and_delete(s3_client, bucket)
+
+
 def test_nothing_landed_yet_is_an_empty_run(spark, s3_settings, s3_client) -> None:
     bucket = f"sl-spark-empty-{uuid.uuid4().hex[:8]}"
     settings = s3_settings.model_copy(update={"lake_bucket": bucket})
@@ -223,6 +263,35 @@ def test_live_run_starts_on_an_empty_zone_and_stops_cleanly(spark, s3_settings, 
     assert all(q.output_rows > 0 for q in summary.queries)
     assert not spark.streams.active
     _empty_and_delete(s3_client, bucket)
+
+
+def test_cli_summary_shows_late_and_duplicate_rows_dropped(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import spark_jobs.session
+    import spark_jobs.stream
+    from cli.app import app
+
+    class NoSpark:
+        def stop(self) -> None:
+            pass
+
+    summary = StreamSummary(
+        "availableNow",
+        [WindowQuerySummary("15m", input_rows=9, late_rows_dropped=2, duplicate_rows_dropped=3)],
+    )
+    monkeypatch.setattr(spark_jobs.session, "build_spark", lambda *args: NoSpark())
+    monkeypatch.setattr(spark_jobs.stream, "run_stream", lambda *args, **kwargs: summary)
+    shown = CliRunner().invoke(app, ["spark", "stream", "--available-now"])
+    assert shown.exit_code == 0, shown.output
+    # Lines may wrap at the terminal's width: compare the text with its spaces collapsed.
+    shown_text = " ".join(shown.output.split())
+    assert "duplicate rows dropped: 3" in shown_text  # the run's, then each query's
+    assert re.search(r"15m windows: [^:]*late rows dropped 2, duplicate rows dropped 3", shown_text)
+    as_json = json.loads(
+        CliRunner().invoke(app, ["spark", "stream", "--available-now", "--json"]).output
+    )
+    assert as_json["duplicate_rows_dropped"] == as_json["queries"][0]["duplicate_rows_dropped"] == 3
 
 
 def test_bad_options_are_named(lake_settings) -> None:
