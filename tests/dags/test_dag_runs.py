@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ def task_states(env: dict[str, str], dag_id: str) -> dict[str, str | None]:
     return dict(rows)
 
 
+def latest_run_id(env: dict[str, str], dag_id: str) -> str:
+    import psycopg
+
+    settings = load_settings(AIRFLOW_DB=env["AIRFLOW_DB"])
+    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"])) as conn:
+        ((run_id,),) = conn.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchall()
+    return run_id
+
+
 def warehouse(env: dict[str, str], statement: str, params: tuple = ()) -> list[tuple]:
     import psycopg
 
@@ -178,6 +190,14 @@ def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
         ("2020-12-31",),
     )
     assert return_pct == pytest.approx((132.69 / 133.72 - 1) * 100, abs=0.01)
+    # The load is audited with the DAG run that did it, and that run's logical date.
+    ((run_id, logical_date),) = warehouse(
+        isolated,
+        "SELECT pipeline_run_id, logical_date FROM load_audit "
+        "WHERE table_name = 'daily_metrics' ORDER BY started_at DESC LIMIT 1",
+    )
+    assert run_id == latest_run_id(isolated, BATCH)
+    assert logical_date == datetime(2020, 12, 31, 22, tzinfo=UTC)
 
 
 def test_realtime_dag_produces_window_rows(isolated: dict[str, str]) -> None:
