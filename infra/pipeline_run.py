@@ -5,7 +5,8 @@
    api-server reads for the UI (no log server is started).
 2. Through the REST API (v2, the generated admin login): a backfill of
    stock_market_batch over the trading dates, one triggered stock_market_realtime
-   run on a simulated session; both DAGs unpaused while make run runs.
+   run on a simulated session; both DAGs unpaused while make run runs (the
+   latest-interval runs that unpausing queues are marked skipped before they start).
 3. Wait for the runs, printing progress. A failed run is named with its failed
    task and the tail of that task's log (exit 1); else each run's summary block.
 4. The DAGs paused again (when they were paused), `stocklake report`, the timings
@@ -306,11 +307,14 @@ def wait_for_other_runs(api: AirflowApi, dag_ids: list[str], timeout: float = 30
     """Let runs the scheduler started on its own finish: a paused DAG's run would stall."""
     deadline = time.monotonic() + timeout
     for dag_id in dag_ids:
-        while running := api.runs(dag_id, state="running"):
+        said: set[str] = set()
+        while running := [r["dag_run_id"] for r in api.runs(dag_id, state="running")]:
             if time.monotonic() > deadline:
                 return
-            say(f"waiting for {running[0]['dag_run_id']} of {dag_id}, started by the scheduler")
-            time.sleep(5)
+            for run_id in set(running) - said:
+                say(f"waiting for {run_id} of {dag_id}, which the scheduler started")
+            said.update(running)
+            time.sleep(POLL_S)
 
 
 def refresh(api: AirflowApi, watched: Watched) -> None:
@@ -516,16 +520,31 @@ def yfinance_dates(today: dt.date) -> list[dt.date]:
 
 
 def parse_plan(argv: list[str] | None) -> tuple[Plan, bool]:
-    parser = argparse.ArgumentParser(prog="python -m infra.pipeline_run", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.pipeline_run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     env = os.environ.get
-    parser.add_argument("--source", default=env("SOURCE", "csv"))
+    parser.add_argument(
+        "--source", default=env("SOURCE", "csv"), help="csv, yfinance or synthetic (SOURCE)"
+    )
     parser.add_argument(
         "--batch-dates",
         default=env("BATCH_DATES"),
-        help="trading dates (first to last: every weekday between gets a run)",
+        help="trading dates, first to last: every weekday between gets a run (BATCH_DATES)",
     )
-    parser.add_argument("--realtime-date", default=env("REALTIME_DATE", "2020-12-31"))
-    parser.add_argument("--realtime-seconds", type=int, default=int(env("REALTIME_SECONDS", "30")))
+    parser.add_argument(
+        "--realtime-date",
+        default=env("REALTIME_DATE", "2020-12-31"),
+        help="the simulated session (REALTIME_DATE)",
+    )
+    parser.add_argument(
+        "--realtime-seconds",
+        type=int,
+        default=int(env("REALTIME_SECONDS", "30")),
+        help="wall seconds of simulated ticks (REALTIME_SECONDS)",
+    )
     parser.add_argument("--no-realtime", action="store_true", help="the batch backfill only")
     parser.add_argument("--no-report", action="store_true", help="skip `stocklake report`")
     args = parser.parse_args(argv)
@@ -550,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     except (PipelineError, StackError, SettingsError, httpx.HTTPError) as error:
         say(f"\nmake run failed: {error}")
         return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted: the DAGs are paused again, so unfinished runs wait (see the UI)")
+        return 130
     if failures:
         say("\nmake run failed:\n  " + "\n  ".join(failures))
         show_access(settings)

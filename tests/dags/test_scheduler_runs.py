@@ -38,8 +38,8 @@ def private_env(tmp_path_factory) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def pipeline(private_env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "infra.pipeline_run", "--batch-dates", TRADE_DATE]
-        + ["--no-realtime", "--no-report"],
+        [sys.executable, "-m", "infra.pipeline_run", "--source", "csv"]
+        + ["--batch-dates", TRADE_DATE, "--no-realtime", "--no-report"],
         cwd=ROOT,
         env=private_env,
         capture_output=True,
