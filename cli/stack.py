@@ -101,7 +101,12 @@ def register(app: typer.Typer) -> None:
 def register_airflow(app: typer.Typer) -> None:
     @app.command(
         "airflow",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        context_settings={
+            "allow_extra_args": True,
+            "ignore_unknown_options": True,
+            # `--help` goes to Airflow: `stocklake airflow backfill create --help`.
+            "help_option_names": [],
+        },
     )
     def airflow_command(ctx: typer.Context) -> None:
         """Run `airflow ARGS...` with stocklake's Airflow settings (metadata DB migrated first).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,6 +124,9 @@ def build_spark(
     # py4j logs each closed connection at INFO, also from finalizers at interpreter exit,
     # when the log stream may be closed already ("Logging error ... closed file").
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if settings.spark_master.startswith("local"):
+        # Read by the JVM before any option: no "hostname resolves to a loopback" warning.
+        os.environ.setdefault("SPARK_LOCAL_IP", settings.bind_host)
     builder = SparkSession.builder
     conf = spark_conf(settings, app_name)
     conf.update(extra_conf or {})
