@@ -55,10 +55,23 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-# Validated in pydantic-core (time zone required), then normalised to UTC: the
-# landing consumer validates every record, so per-field Python hooks are kept few.
-UTCDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Plausible bounds, so every aggregate downstream stays finite and within int64: a day's
+# or a window's volume sums stay far below 2^63 for millions of bars, and a price ratio
+# (range, change, return) of MAX_PRICE / MIN_PRICE is ~1e13, finite as a double.
+INT64_MAX = 2**63 - 1
+MAX_VOLUME = 10**12  # shares in one bar (volume) or one trade (size)
+MIN_PRICE = 1e-6
+MAX_PRICE = 1e7
+# No market data before this instant is supported (Spark, parquet and the warehouses agree).
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Validated in pydantic-core (time zone required, not before EARLIEST_TIME), then normalised
+# to UTC: the landing consumer validates every record, so per-field Python hooks are kept few.
+UTCDatetime = Annotated[
+    AwareDatetime, Field(ge=EARLIEST_TIME), AfterValidator(lambda value: value.astimezone(UTC))
+]
+Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
+Volume = Annotated[int, Field(ge=0, le=MAX_VOLUME)]
 # Strictly an integer equal to SCHEMA_VERSION: JSON true or 1.0 is not version 1 (Literal[1]
 # takes both). Bounds, not a Python check, so pydantic-core alone validates it.
 SchemaVersion = Annotated[int, Field(strict=True, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
@@ -93,7 +106,7 @@ class HistoricalBar(_Record):
     low: Price
     close: Price
     adj_close: Price | None = None
-    volume: int = Field(ge=0)
+    volume: Volume
     source: Literal["yfinance", "csv", "synthetic"]
     ingested_at: UTCDatetime
 
@@ -116,8 +129,8 @@ class RealtimeTick(_Record):
 
     event_time: UTCDatetime
     price: Price
-    size: int = Field(ge=0)
-    sequence: int = Field(ge=0)
+    size: Volume
+    sequence: int = Field(ge=0, le=INT64_MAX)
     source: str = Field(min_length=1, max_length=32)
 
 

@@ -51,6 +51,9 @@ _MODELS: dict[str, type[_LandedBar] | type[_LandedTick]] = {
 
 PRICE_FIELDS = frozenset({"open", "high", "low", "close", "adj_close", "price"})
 VOLUME_FIELDS = frozenset({"volume", "size"})
+TIME_FIELDS = frozenset({"ts", "event_time", "ingested_at"})
+# pydantic-core's error types for a number or a time outside a Field's bounds.
+_BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 
 # Reason codes, most fundamental first: a record gets the first that applies.
 REASONS = (
@@ -64,9 +67,13 @@ REASONS = (
     "wrong_type",
     "non_finite_price",
     "non_positive_price",
+    "price_out_of_range",
     "negative_volume",
+    "volume_out_of_range",
     "high_below_low",
     "ohlc_inconsistent",
+    "value_out_of_range",
+    "early_event_time",
     "invalid_value",
     "future_event_time",
 )
@@ -196,10 +203,15 @@ def _classify(problem: dict[str, Any]) -> str:
             return "non_finite_price"
         if kind == "value_error" and "finite" in problem["msg"]:
             return "non_finite_price"
-        if kind == "greater_than":
-            return "non_positive_price"
-    if field in VOLUME_FIELDS and kind == "greater_than_equal":
-        return "negative_volume"
+        if kind in _BOUNDS:
+            positive = isinstance(value, int | float) and value > 0
+            return "price_out_of_range" if positive else "non_positive_price"
+    if field in VOLUME_FIELDS and kind in _BOUNDS:
+        return "negative_volume" if kind == "greater_than_equal" else "volume_out_of_range"
+    if field in TIME_FIELDS and kind == "greater_than_equal":
+        return "early_event_time"
+    if kind in _BOUNDS:
+        return "value_out_of_range"
     if not loc and kind == "value_error" and "OHLC" in problem["msg"]:
         return "high_below_low" if _high_below_low(value) else "ohlc_inconsistent"
     if kind.endswith(("_type", "_parsing")) or kind == "literal_error":

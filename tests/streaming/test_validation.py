@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from stocklake.schemas import (
+    MAX_PRICE,
+    MAX_VOLUME,
+    MIN_PRICE,
     HistoricalBar,
     RealtimeTick,
     RecordError,
@@ -254,3 +257,38 @@ def test_everything_accepted_also_passes_the_shared_contract() -> None:
         verdict = check(kind, value)
         assert isinstance(verdict, Accepted)
         assert parse_record(kind, verdict.body).to_json() == verdict.body  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "code", "names"),
+    [
+        ("realtime", tick(size=2**63), "volume_out_of_range", "size"),
+        ("realtime", tick(size=MAX_VOLUME + 1), "volume_out_of_range", "size"),
+        ("historical", bar(volume=2**62), "volume_out_of_range", "volume"),
+        ("realtime", tick(price=MAX_PRICE * 1.5), "price_out_of_range", "price"),
+        ("realtime", tick(price=MIN_PRICE / 10), "price_out_of_range", "price"),
+        ("realtime", tick(price=0.0), "non_positive_price", "price"),
+        ("historical", bar(high=1e300), "price_out_of_range", "high"),
+        ("realtime", tick(sequence=2**63), "value_out_of_range", "sequence"),
+        ("realtime", tick(event_time="1969-12-31T23:59:59Z"), "early_event_time", "event_time"),
+        ("historical", bar(ts="0001-01-01T00:00:00Z"), "early_event_time", "ts"),
+    ],
+)
+def test_values_beyond_the_contracts_bounds_are_quarantined(
+    kind: str, value: dict, code: str, names: str
+) -> None:
+    verdict = check(kind, value)
+    assert isinstance(verdict, Rejected), verdict
+    assert (verdict.code, code in REASONS) == (code, True), verdict
+    assert names in verdict.detail
+
+
+def test_the_edge_values_of_the_bounds_are_accepted() -> None:
+    edges = [
+        tick(size=MAX_VOLUME, price=MAX_PRICE, sequence=2**63 - 1),
+        tick(size=0, price=MIN_PRICE, event_time="1970-01-01T00:00:00Z"),
+    ]
+    for value in edges:
+        assert isinstance(check("realtime", value), Accepted), value
+    wide = bar(open=MIN_PRICE, low=MIN_PRICE, high=MAX_PRICE, close=MAX_PRICE, volume=MAX_VOLUME)
+    assert isinstance(check("historical", wide), Accepted)
