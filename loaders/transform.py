@@ -22,6 +22,10 @@ class SchemaDriftError(ValueError):
     """A processed file's columns differ from the contract; names the file and the column."""
 
 
+class NonFiniteValueError(ValueError):
+    """A processed file holds inf or NaN; names the file, the column and how many rows."""
+
+
 class SourceLayoutError(ValueError):
     """An object in the processed zone sits where no partition is expected."""
 
@@ -176,7 +180,26 @@ def conform(table: pa.Table, columns: Columns, where: str) -> pa.Table:
                     f"{where}: column {field.name} cannot be read as {field.type}: {error}"
                 ) from None
         arrays.append(column)
-    return pa.Table.from_arrays(arrays, schema=target)
+    conformed = pa.Table.from_arrays(arrays, schema=target)
+    reject_non_finite(conformed, where)
+    return conformed
+
+
+def reject_non_finite(table: pa.Table, where: str) -> None:
+    """NonFiniteValueError when a floating-point column holds inf or NaN (null is fine).
+
+    The Spark jobs hold such rows back; one here means the file was written another way.
+    """
+    for field in table.schema:
+        if not pa.types.is_floating(field.type):
+            continue
+        column = table.column(field.name)
+        bad = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
+        if bad:
+            raise NonFiniteValueError(
+                f"{where}: column {field.name} holds {bad} value(s) that are inf or NaN; "
+                "nothing was loaded (rewrite the file with the Spark job, or delete it)"
+            )
 
 
 def reject_null_keys(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:

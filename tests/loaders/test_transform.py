@@ -15,6 +15,7 @@ from loaders.tables import (
     pending_migrations,
 )
 from loaders.transform import (
+    NonFiniteValueError,
     SchemaDriftError,
     SourceFile,
     SourceLayoutError,
@@ -171,6 +172,15 @@ def test_schema_problems_name_every_column() -> None:
         "unexpected column extra (int64)",
     ]
     with pytest.raises(SchemaDriftError, match=r"^s3://b/k\.parquet: column bar_count"):
+        conform(table, DAILY_METRICS_COLUMNS, "s3://b/k.parquet")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_non_finite_value_is_refused_naming_the_file_and_column(bad: float) -> None:
+    table = daily_table()
+    at = table.schema.get_field_index("vwap")
+    table = table.set_column(at, "vwap", pa.array([1.0, bad, None], pa.float64()))
+    with pytest.raises(NonFiniteValueError, match=r"^s3://b/k\.parquet: column vwap holds 1 "):
         conform(table, DAILY_METRICS_COLUMNS, "s3://b/k.parquet")
 
 
