@@ -84,6 +84,23 @@ RetriesOption = Annotated[
 RetryDelayOption = Annotated[
     float, typer.Option("--retry-delay", min=0, help="First backoff wait in seconds.")
 ]
+ResetPartitionOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--reset-partition",
+        min=0,
+        help="Rewrite this partition's landing markers first (repeatable; needs --from), e.g. "
+        "after the broker lost its data or the topic was re-created. Stop other landers first.",
+    ),
+]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Where a reset partition's landing starts: 'earliest' (Kafka's log start) or an "
+        "offset.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log every flush.")]
 
@@ -101,9 +118,12 @@ def _run(
     max_future: float,
     retries: int,
     retry_delay: float,
+    reset_partition: list[int] | None,
+    from_: str | None,
     as_json: bool,
     verbose: bool,
 ) -> None:
+    resets = reset_partitions(reset_partition, from_)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -126,6 +146,7 @@ def _run(
             retry=RetryPolicy(
                 attempts=retries, first_delay=retry_delay, max_delay=max(30.0, retry_delay)
             ),
+            reset_partitions=resets,
         )
     except LandingError as error:
         err_console.print(f"[red]error:[/red] {error}")
@@ -134,6 +155,23 @@ def _run(
         console.print_json(json.dumps(summary.to_dict()))
     else:
         console.print(summary_table(summary))
+
+
+def reset_partitions(partitions: list[int] | None, start: str | None) -> dict[int, int | None]:
+    """--reset-partition/--from as {partition: first offset, None for earliest}."""
+    if not partitions:
+        if start is not None:
+            raise typer.BadParameter("--from needs --reset-partition", param_hint="--from")
+        return {}
+    if start is None:
+        raise typer.BadParameter("give --from earliest or --from <offset>", param_hint="--from")
+    if start == "earliest":
+        return dict.fromkeys(partitions)
+    if not start.isdigit():
+        raise typer.BadParameter(
+            f"{start!r} is neither 'earliest' nor an offset", param_hint="--from"
+        )
+    return dict.fromkeys(partitions, int(start))
 
 
 def summary_table(summary: LandSummary) -> Table:
@@ -171,6 +209,8 @@ def historical(
     max_future: MaxFutureOption = DEFAULT_MAX_FUTURE.total_seconds(),
     retries: RetriesOption = RetryPolicy.attempts,
     retry_delay: RetryDelayOption = RetryPolicy.first_delay,
+    reset_partition: ResetPartitionOption = None,
+    from_: FromOption = None,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -190,6 +230,8 @@ def realtime(
     max_future: MaxFutureOption = DEFAULT_MAX_FUTURE.total_seconds(),
     retries: RetriesOption = RetryPolicy.attempts,
     retry_delay: RetryDelayOption = RetryPolicy.first_delay,
+    reset_partition: ResetPartitionOption = None,
+    from_: FromOption = None,
     as_json: JsonOption = False,
     verbose: VerboseOption = False,
 ) -> None:

@@ -3,12 +3,15 @@
 One bucket (LAKE_BUCKET); zones are its top-level prefixes. Every key here is
 relative to the bucket; `s3_uri`/`s3a_uri` add the scheme and bucket.
 
-    raw/historical/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>.jsonl
-    raw/realtime/year=YYYY/month=MM/day=DD/hour=HH/<topic>+<partition>+<first>+<last>.jsonl
+    raw/historical/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
+    raw/realtime/year=YYYY/month=MM/day=DD/hour=HH/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
     processed/historical/date=YYYY-MM-DD/part-*.parquet
     processed/realtime/window=15m|1h/date=YYYY-MM-DD/part-*.parquet
-    quarantine/<historical|realtime>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>.jsonl
+    quarantine/<historical|realtime>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
     checkpoints/<job>/
+
+The epoch is the landing writer's claim on the partition: two writers of the same
+offsets (a stalled one and its successor) never write the same key.
 """
 
 from __future__ import annotations
@@ -81,18 +84,18 @@ class OffsetRange:
     first_offset: int
     last_offset: int
 
-    def object_name(self) -> str:
+    def object_name(self, epoch: int | None = None) -> str:
         # Zero-padded so names sort in offset order within a partition.
+        writer = "" if epoch is None else f"+e{epoch}"
         return (
             f"{self.topic}+{self.partition}+{self.first_offset:020d}+{self.last_offset:020d}"
-            f"{RAW_SUFFIX}"
+            f"{writer}{RAW_SUFFIX}"
         )
 
 
 _OBJECT_NAME = re.compile(
     r"(?:^|/)(?P<topic>[A-Za-z0-9._\-]+)\+(?P<partition>\d+)\+(?P<first>\d{20})\+(?P<last>\d{20})"
-    + re.escape(RAW_SUFFIX)
-    + r"$"
+    r"(?:\+e\d+)?" + re.escape(RAW_SUFFIX) + r"$"
 )
 
 

@@ -43,7 +43,8 @@ def lake_position(store: LakeStore, kind: RecordKind, topic: str, partition: int
     raw = store.get(key)
     if raw is None:
         return None
-    return read_marker(raw, key=key, topic=topic, partition=partition).last_offset + 1
+    last = read_marker(raw, key=key, topic=topic, partition=partition).last_offset
+    return None if last is None else last + 1
 
 
 def probe_consumer(settings: Settings, timeout: float = PROBE_TIMEOUT) -> KafkaConsumer:
@@ -92,6 +93,17 @@ def fetch_spans(
         consumer.pause(*answered)
         unanswered -= answered
     return {tp: Span(starts[tp], consumer.highwater(tp)) for tp in partitions}
+
+
+def log_bounds(
+    settings: Settings, partitions: list[TopicPartition], timeout: float = PROBE_TIMEOUT
+) -> dict[TopicPartition, Span]:
+    """Each partition's log start and fetch high watermark (never ListOffsets LATEST)."""
+    consumer = probe_consumer(settings, timeout)
+    try:
+        return fetch_spans(consumer, dict.fromkeys(partitions), timeout)
+    finally:
+        consumer.close()
 
 
 def unlanded(settings: Settings, timeout: float = 5.0) -> dict[str, int]:

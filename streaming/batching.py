@@ -95,8 +95,8 @@ class PartitionBatch:
             return lake.raw_realtime_prefix(moment)
         return lake.raw_historical_prefix(moment.date())
 
-    def plan(self, *, landed_at: datetime) -> PartitionFlush:
-        """The objects this batch becomes (deterministic names: same records, same keys)."""
+    def plan(self, *, landed_at: datetime, epoch: int | None = None) -> PartitionFlush:
+        """The objects this batch becomes (same records and writer's epoch: same keys)."""
         if self.first_offset is None or self.last_offset is None:
             raise ValueError(f"{self.topic}[{self.partition}]: nothing to flush")
         tail = f',"_landed_at":"{format_ts(landed_at)}"}}\n'.encode()
@@ -108,12 +108,12 @@ class PartitionBatch:
             )
             body = tail.join(group.parts) + tail
             objects.append(
-                ObjectWrite(folder + offsets.object_name(), body, len(group.parts), "raw")
+                ObjectWrite(folder + offsets.object_name(epoch), body, len(group.parts), "raw")
             )
         quarantined: Counter[str] = Counter()
         if self._bad:
             quarantined.update(bad.rejected.code for bad in self._bad)
-            objects.append(self._quarantine_object(landed_at))
+            objects.append(self._quarantine_object(landed_at, epoch))
         landed = sum(len(group.parts) for group in self._groups.values())
         return PartitionFlush(
             kind=self.kind,
@@ -126,7 +126,7 @@ class PartitionBatch:
             quarantined=quarantined,
         )
 
-    def _quarantine_object(self, landed_at: datetime) -> ObjectWrite:
+    def _quarantine_object(self, landed_at: datetime, epoch: int | None) -> ObjectWrite:
         lines = [
             QuarantineRecord.of_value(
                 bad.raw,
@@ -141,7 +141,7 @@ class PartitionBatch:
         offsets = lake.OffsetRange(
             self.topic, self.partition, self._bad[0].offset, self._bad[-1].offset
         )
-        key = lake.quarantine_prefix(self.kind, landed_at.date()) + offsets.object_name()
+        key = lake.quarantine_prefix(self.kind, landed_at.date()) + offsets.object_name(epoch)
         return ObjectWrite(key, b"\n".join(lines) + b"\n", len(lines), "quarantine")
 
 
@@ -190,7 +190,18 @@ def committed_key(kind: RecordKind, topic: str, partition: int) -> str:
     return marker_folder(kind, topic, partition) + "committed.json"
 
 
-def pending_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
+@dataclass(frozen=True)
+class Writer:
+    """Who writes a partition's markers: the epoch of its claim and a random run id.
+
+    The owner id makes two writers' markers differ byte for byte (ETags are body MD5s).
+    """
+
+    epoch: int
+    owner: str
+
+
+def pending_marker(flush: PartitionFlush, *, written_at: datetime, writer: Writer) -> bytes:
     """Written before a flush's objects: which keys it is about to create."""
     return _dump(
         {
@@ -199,12 +210,14 @@ def pending_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
             "first_offset": flush.first_offset,
             "last_offset": flush.last_offset,
             "objects": flush.keys,
+            "epoch": writer.epoch,
+            "owner": writer.owner,
             "written_at": format_ts(written_at),
         }
     )
 
 
-def committed_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
+def committed_marker(flush: PartitionFlush, *, written_at: datetime, writer: Writer) -> bytes:
     """Written after all of a flush's objects: the partition's last landed offset."""
     return _dump(
         {
@@ -215,6 +228,8 @@ def committed_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
             "objects": flush.keys,
             "landed": flush.landed,
             "quarantined": sum(flush.quarantined.values()),
+            "epoch": writer.epoch,
+            "owner": writer.owner,
             "written_at": format_ts(written_at),
         }
     )
@@ -224,9 +239,34 @@ def committed_marker(flush: PartitionFlush, *, written_at: datetime) -> bytes:
 class Marker:
     topic: str
     partition: int
-    first_offset: int
-    last_offset: int
+    first_offset: int | None
+    last_offset: int | None  # None: nothing landed yet (resume at the log start)
     objects: tuple[str, ...]
+    epoch: int = 0
+    orphans: tuple[str, ...] = ()  # a claim's keys a fenced writer may still create
+
+
+def claim_marker(
+    base: Marker, *, writer: Writer, orphans: list[str], written_at: datetime
+) -> bytes:
+    """A marker rewritten by a new owner: same offsets and keys, its epoch, what to re-delete."""
+    return _dump(
+        {
+            "topic": base.topic,
+            "partition": base.partition,
+            "first_offset": base.first_offset,
+            "last_offset": base.last_offset,
+            "objects": list(base.objects),
+            "orphans": orphans,
+            "epoch": writer.epoch,
+            "owner": writer.owner,
+            "written_at": format_ts(written_at),
+        }
+    )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def read_marker(raw: bytes, *, key: str, topic: str, partition: int) -> Marker:
@@ -236,11 +276,13 @@ def read_marker(raw: bytes, *, key: str, topic: str, partition: int) -> Marker:
         marker = Marker(
             topic=str(data["topic"]),
             partition=int(data["partition"]),
-            first_offset=int(data["first_offset"]),
-            last_offset=int(data["last_offset"]),
+            first_offset=_optional_int(data["first_offset"]),
+            last_offset=_optional_int(data["last_offset"]),
             objects=tuple(str(k) for k in data["objects"]),
+            epoch=int(data.get("epoch", 0)),
+            orphans=tuple(str(k) for k in data.get("orphans", ())),
         )
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise LandingError(
             f"landing marker {key} is not readable ({error}); it is written only by "
             "`stocklake land`: restore it, or delete the partition's landed objects "

@@ -7,13 +7,27 @@ Layout. Good records become JSON lines (the canonical wire record plus
 time: `raw/historical/year=/month=/day=/` for bars, `.../hour=HH/` for ticks.
 Bad records become `QuarantineRecord` lines under
 `quarantine/<kind>/year=/month=/day=/` (the day they were set aside). An
-object's name is `<topic>+<partition>+<first offset>+<last offset>.jsonl`
-for the records IN it, so one flush of a partition whose records span two
-hours writes two objects with interleaved ranges.
+object's name is `<topic>+<partition>+<first offset>+<last offset>+e<epoch>.jsonl`
+for the records IN it and the writer's epoch (below), so one flush of a
+partition whose records span two hours writes two objects with interleaved
+ranges, and two writers of the same offsets never write the same key.
 
 Markers. Per topic-partition, under `checkpoints/land-<kind>/<topic>/partition=<p>/`:
 `pending.json` (the keys a flush is about to write) and `committed.json`
-(the last offset whose records are all durable in the lake).
+(the last offset whose records are all durable in the lake; null: none yet).
+Both carry the epoch and a random id of the run that wrote them.
+
+Ownership (fencing). When a partition is assigned (start-up or rebalance), the
+lander claims it: it reads both markers with their ETags and rewrites them with
+the next epoch, each conditional on the ETag it read (If-Match; If-None-Match: *
+for a missing key). Every later marker write of a flush is conditional on the
+ETag of this run's own previous write of that key. A lander that stalled past
+its session (SIGSTOP, GC, swap) and lost the partition therefore has its next
+marker write refused: it deletes the objects of its refused flush (their names
+carry its epoch, so they are nobody else's) and stops with a LandingError
+"fenced by a newer owner" (exit 1). Servers that ignore conditional headers
+(probed once per run) get a check before and a read after each marker write,
+which narrows the window but does not close it.
 
 A flush, for every partition with buffered records, in this order:
   1. put pending.json              (the intent: which keys, which offsets)
@@ -21,22 +35,29 @@ A flush, for every partition with buffered records, in this order:
   3. put committed.json            (the flush is now part of the lake)
   4. commit offset last+1 to the consumer group (for lag monitoring only)
 
-Recovery, whenever a partition is assigned (start-up or rebalance): read
-committed.json (last offset L, or none) and pending.json; if pending is ahead
-of L, its flush never completed: delete the objects it lists (they may or
-may not exist; deleting is idempotent). Then seek to L+1, or to the
-beginning of the partition when the lake has no marker. A kill -9 at any
-point therefore leaves either a whole flush (marker written) or none of it
-(objects removed at the next start, records re-read from Kafka), and every
-record is in the lake exactly once. Key names are deterministic in the
-records they hold, so no key is ever shared by two flushes.
+Recovery, inside the claim: if pending is ahead of committed, its flush never
+completed: its objects are deleted (they may or may not exist), never one that
+committed names. Those keys are also kept in the claim and deleted again before
+this owner's first flush, as a stalled writer may still create them. Then the
+consumer seeks to committed+1, or explicitly to the beginning of the partition
+when nothing landed yet (never to the group's committed offset). A kill -9 at
+any point therefore leaves either a whole flush (marker written) or none of it,
+and every record is in the lake exactly once.
+
+Checks at assignment, each a LandingError naming the partition and what to do:
+- committed+1 beyond the partition's high watermark (a Fetch, not ListOffsets):
+  the broker lost its log or the topic was re-created; landing stops until
+  `stocklake land <kind> --reset-partition P --from earliest|<offset>` rewrites
+  the partition's markers. (Offsets already deleted from Kafka by retention are
+  logged as a warning and skipped.)
+- a committed marker whose last flush's objects are gone: part of the lake was
+  deleted. A partition with neither markers nor objects (a wiped lake) is simply
+  landed again from Kafka's earliest offset.
+- a missing bucket, at start or mid-run: one line naming it.
 
 Rebalances: records of a revoked partition that are not flushed yet are
 released (never committed, so the next owner reads them again); a newly
-assigned partition stays paused until its recovery above has run. Two
-consumers writing the same partition at once (a member expelled while stuck
-in a long S3 retry) is not fenced; max_poll_interval is kept above the retry
-budget for that reason.
+assigned partition stays paused until its claim and recovery above have run.
 """
 
 from __future__ import annotations
@@ -45,6 +66,7 @@ import logging
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -59,20 +81,23 @@ from kafka.structs import OffsetAndMetadata
 
 from stocklake.schemas import RecordKind
 from stocklake.settings import Settings
-from streaming.backlog import Span, fetch_spans, lake_position, probe_consumer
+from streaming.backlog import Span, fetch_spans, lake_position, log_bounds, probe_consumer
 from streaming.batching import (
     Marker,
     PartitionBatch,
     PartitionFlush,
+    Writer,
+    claim_marker,
     committed_key,
     committed_marker,
+    marker_folder,
     pending_key,
     pending_marker,
     read_marker,
 )
 from streaming.errors import LandingError
 from streaming.retry import RetryPolicy, call_with_retries
-from streaming.store import LakeStore
+from streaming.store import ConditionFailed, LakeStore
 from streaming.validation import RecordGate
 
 log = logging.getLogger(__name__)
@@ -97,8 +122,31 @@ _JOIN_GRACE = 30.0
 # than a dead member's session and than another member's default batch age, twice.
 _STALL_LIMIT = 60.0
 _UPLOAD_THREADS = 4
+# Claims lost to another writer in a row before giving up on a partition.
+_CLAIM_ATTEMPTS = 5
 
 Probe = Callable[[str], None]
+
+
+@dataclass
+class _Claim:
+    """This run's hold on a partition: its writer identity and the ETags it last wrote."""
+
+    writer: Writer
+    pending_etag: str
+    committed_etag: str
+    orphans: list[str]  # keys a fenced writer may still create: deleted again at next flush
+
+
+def _ahead(pending: Marker | None, committed: Marker | None) -> bool:
+    """Whether pending names a flush that committed does not cover (an unfinished one)."""
+    if pending is None or pending.last_offset is None:
+        return False
+    return (
+        committed is None
+        or committed.last_offset is None
+        or (pending.last_offset > committed.last_offset)
+    )
 
 
 def default_group_id(kind: RecordKind) -> str:
@@ -181,13 +229,16 @@ def land(
     handle_signals: bool = True,
     probe: Probe | None = None,
     clock: Callable[[], datetime] | None = None,
+    reset_partitions: dict[int, int | None] | None = None,
 ) -> LandSummary:
     """Land a topic into the raw zone until idle, a record budget, or a signal.
 
     Bounded when `until_idle` (seconds without new records) or `max_records`
     is given; continuous otherwise. SIGTERM/SIGINT flush and return (when
     called from the main thread). `probe` is called with the name of each
-    step of a flush (tests use it to crash at a chosen step).
+    step of a flush (tests use it to crash at a chosen step). `reset_partitions`
+    (partition: first offset to land, None for Kafka's earliest) rewrites those
+    partitions' markers before landing starts.
     """
     if kind not in ("historical", "realtime"):
         raise ValueError(f"kind must be 'historical' or 'realtime', not {kind!r}")
@@ -217,6 +268,7 @@ def land(
         retry=retry or RetryPolicy(),
         probe=probe,
         clock=clock or (lambda: datetime.now(UTC)),
+        reset_partitions=reset_partitions or {},
     )
     if not handle_signals or threading.current_thread() is not threading.main_thread():
         return lander.run()
@@ -255,8 +307,10 @@ class _Lander(ConsumerRebalanceListener):
         retry: RetryPolicy,
         probe: Probe | None,
         clock: Callable[[], datetime],
+        reset_partitions: dict[int, int | None],
     ) -> None:
         self.settings = settings
+        self.reset_partitions = reset_partitions
         self.kind: RecordKind = kind
         self.topic = topic
         self.group_id = group_id
@@ -280,12 +334,16 @@ class _Lander(ConsumerRebalanceListener):
         self._assigned_once = False
         self._progress = -1
         self._stalled_since = 0.0
+        self._owner = uuid.uuid4().hex[:12]
+        self._claims: dict[int, _Claim] = {}
 
     # --- run ---------------------------------------------------------------
 
     def run(self) -> LandSummary:
         started = time.monotonic()
         self.store.check_bucket()
+        for partition, first in sorted(self.reset_partitions.items()):
+            self._reset(partition, first)
         consumer = self._connect()
         self._consumer = consumer
         try:
@@ -476,23 +534,20 @@ class _Lander(ConsumerRebalanceListener):
         if not batches:
             return
         landed_at = self.clock()
-        flushes = [batch.plan(landed_at=landed_at) for batch in batches]
+        flushes = [
+            batch.plan(landed_at=landed_at, epoch=self._claims[batch.partition].writer.epoch)
+            for batch in batches
+        ]
         for flush in flushes:
-            self.store.put(
-                pending_key(self.kind, flush.topic, flush.partition),
-                pending_marker(flush, written_at=landed_at),
-            )
+            self._write_pending(flush, landed_at)
         self.probe("pending-written")
         objects = [obj for flush in flushes for obj in flush.objects]
         with ThreadPoolExecutor(max_workers=_UPLOAD_THREADS) as pool:
             for _ in pool.map(lambda obj: self.store.put(obj.key, obj.body), objects):
                 self.probe("object-written")
         self.probe("objects-written")
-        for flush in flushes:
-            self.store.put(
-                committed_key(self.kind, flush.topic, flush.partition),
-                committed_marker(flush, written_at=landed_at),
-            )
+        for index, flush in enumerate(flushes):
+            self._write_committed(flush, landed_at, unfinished=flushes[index:])
             self.probe("marker-written")
         for flush in flushes:
             del self._batches[flush.partition]
@@ -506,6 +561,48 @@ class _Lander(ConsumerRebalanceListener):
             sum(f.landed + sum(f.quarantined.values()) for f in flushes),
             len(flushes),
             len(objects),
+        )
+
+    def _write_pending(self, flush: PartitionFlush, landed_at: datetime) -> None:
+        """Step 1 of a flush, only while this run still owns the partition."""
+        claim = self._claims[flush.partition]
+        if claim.orphans:
+            # A fenced writer may have created them after our claim deleted them once.
+            self.store.delete(claim.orphans)
+            claim.orphans = []
+        key = pending_key(self.kind, self.topic, flush.partition)
+        body = pending_marker(flush, written_at=landed_at, writer=claim.writer)
+        try:
+            claim.pending_etag = self.store.put_if(key, body, claim.pending_etag)
+        except ConditionFailed:
+            raise self._fenced(flush.partition, key) from None
+
+    def _write_committed(
+        self, flush: PartitionFlush, landed_at: datetime, *, unfinished: list[PartitionFlush]
+    ) -> None:
+        """Step 3 of a flush; when fenced, remove this run's objects that no marker covers."""
+        claim = self._claims[flush.partition]
+        key = committed_key(self.kind, self.topic, flush.partition)
+        body = committed_marker(flush, written_at=landed_at, writer=claim.writer)
+        try:
+            claim.committed_etag = self.store.put_if(key, body, claim.committed_etag)
+        except ConditionFailed:
+            # Their names carry our epoch: no other writer's object has any of these keys.
+            self.store.delete([obj.key for done in unfinished for obj in done.objects])
+            raise self._fenced(flush.partition, key) from None
+
+    def _fenced(self, partition: int, key: str) -> LandingError:
+        where = f"{self.topic}[{partition}]"
+        if self.store.get(key) is None:
+            return LandingError(
+                f"{where}: the landing marker {key} was deleted while landing (was the lake "
+                "wiped?); this run stops and removed its unfinished flush. Rerun: a partition "
+                "without markers or landed objects is landed again from Kafka's earliest offset"
+            )
+        return LandingError(
+            f"{where}: fenced by a newer owner (another lander claimed the partition while "
+            "this one was stalled); this run stops and removed its unfinished flush, whose "
+            "records the new owner lands"
         )
 
     def _count(self, flush: PartitionFlush) -> None:
@@ -545,6 +642,7 @@ class _Lander(ConsumerRebalanceListener):
     def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._to_recover.discard(tp)
+            self._claims.pop(tp.partition, None)
             batch = self._batches.pop(tp.partition, None)
             if batch is not None and batch.records:
                 # Never committed, so the partition's next owner (maybe us) reads them again.
@@ -567,10 +665,13 @@ class _Lander(ConsumerRebalanceListener):
         consumer = self._consumer
         assert consumer is not None
         owned = consumer.assignment()
-        for tp in sorted(self._to_recover):
-            if tp not in owned:
-                continue
-            resume_at = self._recover(tp.partition)
+        todo = sorted(tp for tp in self._to_recover if tp in owned)
+        self._to_recover.clear()
+        if not todo:
+            return
+        resume = {tp: self._recover(tp.partition) for tp in todo}
+        self._check_positions(resume)
+        for tp, resume_at in resume.items():
             if resume_at is None:
                 consumer.seek_to_beginning(tp)
             else:
@@ -582,36 +683,142 @@ class _Lander(ConsumerRebalanceListener):
                 tp.partition,
                 "the beginning (nothing landed yet)" if resume_at is None else resume_at,
             )
-        self._to_recover.clear()
+
+    def _check_positions(self, resume: dict[TopicPartition, int | None]) -> None:
+        """Stop when the lake has landed past a partition's log end (a broker or topic reset)."""
+        bounds = call_with_retries(
+            lambda: log_bounds(self.settings, list(resume)),
+            what=f"reading the log bounds of {self.topic}",
+            policy=self.retry,
+            retryable=_is_transient_kafka_error,
+            hint="Is the broker up (`stocklake status`)? Rerun to resume.",
+        )
+        problems = []
+        for tp, resume_at in resume.items():
+            start, end = bounds[tp]
+            if resume_at is not None and resume_at > end:
+                problems.append(
+                    f"{self.topic}[{tp.partition}]: the lake has landed up to offset "
+                    f"{resume_at - 1} but Kafka's log ends at {end} (starts at {start})"
+                )
+            elif resume_at is not None and resume_at < start:
+                log.warning(
+                    "%s[%d]: offsets %d-%d were deleted from Kafka before they landed",
+                    self.topic, tp.partition, resume_at, start - 1,
+                )  # fmt: skip
+        if problems:
+            partition = min(tp.partition for tp, at in resume.items() if at is not None)
+            raise LandingError(
+                "; ".join(problems) + ". The broker lost its data or the topic was re-created. "
+                f"To land what Kafka holds now: `stocklake land {self.kind} --reset-partition "
+                f"{partition} --from earliest` (or --from <offset>), per partition; the lake "
+                "keeps what it landed before"
+            )
 
     def _recover(self, partition: int) -> int | None:
-        """Undo an unfinished flush of the partition; the offset to resume from (None: start)."""
-        ckey = committed_key(self.kind, self.topic, partition)
-        pkey = pending_key(self.kind, self.topic, partition)
-        committed = self._read_marker(ckey, partition)
-        pending = self._read_marker(pkey, partition)
-        if pending is not None and (
-            committed is None or pending.last_offset > committed.last_offset
-        ):
-            log.warning(
-                "%s[%d]: removing %d objects of an unfinished flush (offsets %d-%d)",
-                self.topic,
-                partition,
-                len(pending.objects),
-                pending.first_offset,
-                pending.last_offset,
+        """Claim the partition and undo an unfinished flush; the offset to resume from."""
+        for _attempt in range(_CLAIM_ATTEMPTS):
+            committed, committed_etag = self._read_tagged(committed_key, partition)
+            pending, pending_etag = self._read_tagged(pending_key, partition)
+            self._check_landed(committed, partition)
+            orphans = set(pending.orphans) if pending is not None else set()
+            if pending is not None and _ahead(pending, committed):
+                orphans.update(pending.objects)
+            # Objects a committed marker names are landed: never delete them.
+            orphans -= set(committed.objects) if committed is not None else set()
+            base = committed or Marker(self.topic, partition, None, None, ())
+            claim = self._claim(base, pending, pending_etag, committed_etag, sorted(orphans))
+            if claim is not None:
+                break
+        else:
+            raise LandingError(
+                f"{self.topic}[{partition}]: could not claim the partition's landing markers "
+                f"in {_CLAIM_ATTEMPTS} attempts: other landers keep rewriting them"
             )
-            self.store.delete(list(pending.objects))
-            self.summary.discarded_objects += len(pending.objects)
-        resume_at = None if committed is None else committed.last_offset + 1
+        if claim.orphans:
+            log.warning(
+                "%s[%d]: removing %d objects of an unfinished flush",
+                self.topic, partition, len(claim.orphans),
+            )  # fmt: skip
+            self.store.delete(claim.orphans)
+            self.summary.discarded_objects += len(claim.orphans)
+        self._claims[partition] = claim
+        resume_at = None if base.last_offset is None else base.last_offset + 1
         self.summary.resumed_from[partition] = resume_at
         return resume_at
 
-    def _read_marker(self, key: str, partition: int) -> Marker | None:
-        raw = self.store.get(key)
-        if raw is None:
+    def _claim(
+        self,
+        base: Marker,
+        pending: Marker | None,
+        pending_etag: str | None,
+        committed_etag: str | None,
+        orphans: list[str],
+    ) -> _Claim | None:
+        """Rewrite both markers with a bumped epoch, on the ETags read; None: someone wrote."""
+        epoch = max(base.epoch, pending.epoch if pending is not None else 0) + 1
+        writer = Writer(epoch, self._owner)
+        now = self.clock()
+        pkey = pending_key(self.kind, self.topic, base.partition)
+        ckey = committed_key(self.kind, self.topic, base.partition)
+        try:
+            pending_etag = self.store.put_if(
+                pkey, claim_marker(base, writer=writer, orphans=orphans, written_at=now),
+                pending_etag,
+            )  # fmt: skip
+            committed_etag = self.store.put_if(
+                ckey, claim_marker(base, writer=writer, orphans=[], written_at=now),
+                committed_etag,
+            )  # fmt: skip
+        except ConditionFailed:
+            log.info("%s[%d]: markers changed while claiming; again", self.topic, base.partition)
             return None
-        return read_marker(raw, key=key, topic=self.topic, partition=partition)
+        return _Claim(writer, pending_etag, committed_etag, orphans)
+
+    def _reset(self, partition: int, first: int | None) -> None:
+        """Rewrite a partition's markers so that landing resumes at `first` (None: earliest)."""
+        committed, committed_etag = self._read_tagged(committed_key, partition)
+        pending, pending_etag = self._read_tagged(pending_key, partition)
+        orphans = set(pending.orphans) if pending is not None else set()
+        if pending is not None and _ahead(pending, committed):
+            orphans.update(pending.objects)
+        orphans -= set(committed.objects) if committed is not None else set()
+        last = None if first is None else first - 1
+        epoch = committed.epoch if committed is not None else 0
+        base = Marker(self.topic, partition, None, last, (), epoch)
+        if self._claim(base, pending, pending_etag, committed_etag, sorted(orphans)) is None:
+            raise LandingError(
+                f"{self.topic}[{partition}]: another lander rewrote the markers during the "
+                "reset; stop every lander of the topic and reset again"
+            )
+        log.warning(
+            "%s[%d]: markers reset; landing starts at %s",
+            self.topic, partition, "Kafka's earliest offset" if first is None else first,
+        )  # fmt: skip
+
+    def _check_landed(self, committed: Marker | None, partition: int) -> None:
+        """A marker whose objects are gone means the lake lost landed records: stop."""
+        if committed is None:
+            return
+        missing = [key for key in committed.objects if not self.store.exists(key)]
+        if missing:
+            raise LandingError(
+                f"{self.topic}[{partition}]: the lake says offsets up to "
+                f"{committed.last_offset} landed, but objects of its last flush are gone "
+                f"(e.g. {missing[0]}): part of the lake was deleted. To land the partition "
+                f"again from Kafka, delete its landed objects and its markers under "
+                f"{marker_folder(self.kind, self.topic, partition)}, or reset it with "
+                f"`stocklake land {self.kind} --reset-partition {partition} --from <offset>`"
+            )
+
+    def _read_tagged(
+        self, key_of: Callable[[RecordKind, str, int], str], partition: int
+    ) -> tuple[Marker | None, str | None]:
+        key = key_of(self.kind, self.topic, partition)
+        raw, etag = self.store.get_tagged(key)
+        if raw is None:
+            return None, None
+        return read_marker(raw, key=key, topic=self.topic, partition=partition), etag
 
 
 def _is_transient_kafka_error(error: Exception) -> bool:

@@ -1,6 +1,7 @@
 """Child process for the crash tests: land, and SIGKILL itself at a named flush step.
 
-Usage: python crash_driver.py KIND TOPIC GROUP BATCH_RECORDS [STEP:N]
+Usage: python crash_driver.py KIND TOPIC GROUP BATCH_RECORDS [STEP:N[:stop]]
+With `:stop` it SIGSTOPs itself there instead (a stall: the test sends SIGCONT).
 Settings come from the environment (the test points LAKE_BUCKET at its bucket).
 """
 
@@ -27,6 +28,8 @@ def main() -> None:
         if crash_at == f"{step}:{seen[step]}":
             # kill -9 of ourselves: no flush, no close, no atexit.
             os.kill(os.getpid(), signal.SIGKILL)
+        elif crash_at == f"{step}:{seen[step]}:stop":
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     summary = land(
         get_settings(),

@@ -11,6 +11,7 @@ from stocklake import lake
 from stocklake.schemas import HistoricalBar, QuarantineRecord, RealtimeTick
 from streaming.batching import (
     PartitionBatch,
+    Writer,
     committed_key,
     committed_marker,
     pending_key,
@@ -24,6 +25,7 @@ from tests.streaming.records import bad_values
 LANDED_AT = datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 TOPIC = "ticks.test"
 DAY = timedelta(days=1)
+WRITER = Writer(epoch=3, owner="abc")
 
 
 def accepted_tick(moment: datetime, sequence: int = 1) -> tuple[bytes, Accepted]:
@@ -226,13 +228,20 @@ def test_markers_round_trip_and_live_in_the_checkpoint_zone() -> None:
         batch.add(offset, *accepted_tick(datetime(2024, 3, 1, offset, tzinfo=UTC)))
     flush = batch.plan(landed_at=LANDED_AT)
     for key, body in (
-        (pending_key("realtime", TOPIC, 1), pending_marker(flush, written_at=LANDED_AT)),
-        (committed_key("realtime", TOPIC, 1), committed_marker(flush, written_at=LANDED_AT)),
+        (
+            pending_key("realtime", TOPIC, 1),
+            pending_marker(flush, written_at=LANDED_AT, writer=WRITER),
+        ),
+        (
+            committed_key("realtime", TOPIC, 1),
+            committed_marker(flush, written_at=LANDED_AT, writer=WRITER),
+        ),
     ):
         assert key.startswith(f"checkpoints/land-realtime/{TOPIC}/partition=1/")
         marker = read_marker(body, key=key, topic=TOPIC, partition=1)
         assert (marker.first_offset, marker.last_offset) == (7, 8)
         assert list(marker.objects) == flush.keys and len(flush.keys) == 2
+        assert marker.epoch == 3
 
 
 def test_a_corrupt_or_foreign_marker_is_an_error_naming_its_key() -> None:

@@ -83,8 +83,15 @@ def test_objects_of_an_unfinished_flush_are_removed_on_restart(lake: Lake, topic
     assert crashed.returncode == -9
     orphans = lake.keys("raw/")
     assert orphans, "the crash should leave objects without a committed marker"
-    markers = lake.keys("checkpoints/")
-    assert markers and all(key.endswith("pending.json") for key in markers)
+    # Only the claims' committed markers (nothing landed yet) and the flush's intents.
+    for partition in range(3):
+        assert (
+            json.loads(lake.read(committed_key("realtime", topic, partition)))["last_offset"]
+            is None
+        )
+    assert all(
+        json.loads(lake.read(pending_key("realtime", topic, p)))["objects"] for p in range(3)
+    )
 
     final = run_driver(lake, topic, None, batch_records=100)
     assert final.returncode == 0, final.stderr.decode()[-3000:]
