@@ -8,13 +8,24 @@ DataFrame in, DataFrame out. `run_daily` does the I/O around them.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from stocklake import lake
-from stocklake.schemas import DAILY_METRICS_COLUMNS, HISTORICAL_BAR_COLUMNS, INTERVALS, spark_ddl
+from stocklake.schemas import (
+    DAILY_METRICS_COLUMNS,
+    EARLIEST_TIME,
+    HISTORICAL_BAR_COLUMNS,
+    INT64_MAX,
+    INTERVALS,
+    MAX_PRICE,
+    MAX_VOLUME,
+    MIN_PRICE,
+    spark_ddl,
+)
 from stocklake.settings import Settings
 from stocklake.trading_calendar import split_trading
 
@@ -26,6 +37,10 @@ DEFAULT_LOOKBACK_DAYS = 10
 # Columns a raw bar cannot do without; a null in any of them means a broken file.
 REQUIRED_BAR_COLUMNS = ("symbol", "ts", "interval", "open", "high", "low", "close", "volume")
 SOURCE_FILE = "_source_file"
+log = logging.getLogger(__name__)
+PRICE_COLUMNS = ("open", "high", "low", "close")
+# Why a metrics row is held back (not written): null when the row is good.
+HOLD_REASON = "_hold_reason"
 
 
 class DailyJobError(RuntimeError):
@@ -59,7 +74,11 @@ class DailySummary:
     input_rows: int = 0
     duplicates_dropped: int = 0
     other_interval_bars: int = 0
+    # Raw bars outside the contract's bounds (landed before the bounds existed): not used.
+    out_of_bounds_bars: int = 0
     output_rows: int = 0
+    # "SYMBOL YYYY-MM-DD: reason" of each metrics row not written (an overflow, an inf).
+    rows_held_back: list[str] = field(default_factory=list)
     partitions_written: list[str] = field(default_factory=list)
     seconds: float = 0.0
     full_refresh: bool = False
@@ -100,14 +119,13 @@ def mark_bars(bars: DataFrame) -> DataFrame:
     )
     day = Window.partitionBy("symbol", "trade_date")
     rank = _interval_rank(F.col("interval"))
+    usable = ~F.col("_invalid") & ~F.col("_out_of_bounds")
     return (
         bars_with_trade_date(bars)
         .withColumn("_invalid", invalid_bar())
-        .withColumn("_latest", ~F.col("_invalid") & (F.row_number().over(newest_first) == 1))
-        .withColumn(
-            "_finest",
-            ~F.col("_invalid") & (rank == F.max(F.when(~F.col("_invalid"), rank)).over(day)),
-        )
+        .withColumn("_out_of_bounds", ~F.col("_invalid") & out_of_bounds_bar())
+        .withColumn("_latest", usable & (F.row_number().over(newest_first) == 1))
+        .withColumn("_finest", usable & (rank == F.max(F.when(usable, rank)).over(day)))
     )
 
 
@@ -115,7 +133,9 @@ def usable_bars(marked: DataFrame) -> DataFrame:
     """The bars the metrics are computed from: valid, latest delivery, finest interval."""
     from pyspark.sql import functions as F
 
-    return marked.where(F.col("_latest") & F.col("_finest")).drop("_invalid", "_latest", "_finest")
+    return marked.where(F.col("_latest") & F.col("_finest")).drop(
+        "_invalid", "_out_of_bounds", "_latest", "_finest"
+    )
 
 
 def _interval_rank(column: Column) -> Column:
@@ -143,7 +163,8 @@ def daily_metrics(bars: DataFrame, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -
         F.max("high").alias("daily_high"),
         F.min("low").alias("daily_low"),
         F.max_by("close", "ts").alias("daily_close"),
-        F.sum("volume").cast("long").alias("daily_volume"),
+        # Summed as a decimal: a long sum would wrap past 2^63 silently.
+        F.sum(F.col("volume").cast("decimal(38,0)")).alias("daily_volume"),
         F.count(F.lit(1)).cast("int").alias("bar_count"),
         F.sum(typical_price * F.col("volume")).alias("_price_volume"),
         F.min("ts").alias("first_bar_ts"),
@@ -174,7 +195,44 @@ def daily_metrics(bars: DataFrame, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -
             (F.col("daily_high") - F.col("daily_low")) / F.col("daily_open") * 100,
         )
     )
-    return metrics.select(*[F.col(name).cast(_cast(kind)) for name, kind in DAILY_METRICS_COLUMNS])
+    return with_hold_reason(metrics, DAILY_METRICS_COLUMNS, "daily_volume")
+
+
+def with_hold_reason(
+    metrics: DataFrame, columns: tuple[tuple[str, str], ...], volume: str
+) -> DataFrame:
+    """The contract's columns plus HOLD_REASON: why a row must not be written, or null.
+
+    `volume` (a decimal sum) beyond int64 is `<volume>_overflow` and becomes null before
+    the cast; a double that is inf or NaN is `non_finite_<column>`.
+    """
+    from pyspark.sql import functions as F
+
+    overflow = F.col(volume) > F.lit(INT64_MAX).cast("decimal(38,0)")
+    checks = [F.when(overflow, F.lit(f"{volume}_overflow"))]
+    for name, kind in columns:
+        if kind == "double":
+            value = F.col(name).cast("double")
+            bad = F.isnan(value) | (F.abs(value) == float("inf"))
+            checks.append(F.when(bad, F.lit(f"non_finite_{name}")))
+    return (
+        metrics.withColumn(HOLD_REASON, F.coalesce(*checks))
+        .withColumn(volume, F.when(~overflow, F.col(volume)))
+        .select(*[F.col(name).cast(_cast(kind)) for name, kind in columns], HOLD_REASON)
+    )
+
+
+def out_of_bounds_bar() -> Column:
+    """A bar outside the contract's bounds (stocklake.schemas), NaN and inf included."""
+    from pyspark.sql import functions as F
+
+    condition = (F.col("volume") < 0) | (F.col("volume") > MAX_VOLUME)
+    condition = condition | (F.col("ts") < F.lit(EARLIEST_TIME))
+    for name in (*PRICE_COLUMNS, "adj_close"):
+        price = F.col(name)
+        # Spark orders NaN above every number, so `> MAX_PRICE` holds for NaN and inf.
+        condition = condition | (price < MIN_PRICE) | (price > MAX_PRICE)
+    return F.coalesce(condition, F.lit(False))
 
 
 def _cast(kind: str) -> str:
@@ -343,6 +401,7 @@ def run_daily(
             stats = marked.agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.sum(F.col("_invalid").cast("long")).alias("invalid"),
+                F.sum(F.col("_out_of_bounds").cast("long")).alias("out_of_bounds"),
                 F.sum(F.col("_latest").cast("long")).alias("latest"),
                 F.sum((F.col("_latest") & F.col("_finest")).cast("long")).alias("kept"),
             ).first()
@@ -359,11 +418,19 @@ def run_daily(
         summary.input_rows = int(stats["rows"])
         summary.duplicates_dropped = summary.input_rows - int(stats["latest"] or 0)
         summary.other_interval_bars = int(stats["latest"] or 0) - int(stats["kept"] or 0)
+        summary.out_of_bounds_bars = int(stats["out_of_bounds"] or 0)
+        if summary.out_of_bounds_bars:
+            log.warning(
+                "%d raw bar(s) outside the contract's bounds were not used",
+                summary.out_of_bounds_bars,
+            )
 
         metrics = daily_metrics(usable_bars(marked), lookback_days).where(
             F.col("trade_date").isin(wanted)
         )
         metrics = metrics.persist()
+        summary.rows_held_back = _held_back(metrics)
+        metrics = metrics.where(F.col(HOLD_REASON).isNull()).drop(HOLD_REASON)
         counts = {
             row["trade_date"]: row["count"]
             for row in metrics.groupBy("trade_date").count().collect()
@@ -386,6 +453,22 @@ def run_daily(
     summary.partitions_written = [lake.processed_historical_prefix(day) for day in written]
     summary.seconds = round(time.monotonic() - began, 3)
     return summary
+
+
+def _held_back(metrics: DataFrame) -> list[str]:
+    """'SYMBOL DATE: reason' of each metrics row that must not be written, logged."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        metrics.where(F.col(HOLD_REASON).isNotNull())
+        .select("symbol", "trade_date", HOLD_REASON)
+        .orderBy("trade_date", "symbol")
+        .collect()
+    )
+    held = [f"{row['symbol']} {row['trade_date']}: {row[HOLD_REASON]}" for row in rows]
+    for line in held:
+        log.warning("daily metrics row held back (not written): %s", line)
+    return held
 
 
 def _trading_dates(summary: DailySummary, start: date, end: date) -> list[date]:

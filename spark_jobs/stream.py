@@ -11,6 +11,7 @@ replaces its own file instead of adding a second copy.
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import threading
@@ -19,8 +20,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
+from spark_jobs.daily import HOLD_REASON, with_hold_reason
 from stocklake import lake
 from stocklake.schemas import (
+    EARLIEST_TIME,
+    MAX_PRICE,
+    MAX_VOLUME,
+    MIN_PRICE,
     REALTIME_TICK_COLUMNS,
     REALTIME_WINDOW_COLUMNS,
     WINDOW_SIZES,
@@ -37,6 +43,7 @@ DEFAULT_SLIDE = "5m"
 DEFAULT_MAX_FILES_PER_TRIGGER = 200
 REQUIRED_TICK_COLUMNS = ("symbol", "event_time", "price", "size")
 TICKS_METRIC = "ticks"
+log = logging.getLogger(__name__)
 
 _DURATION = re.compile(
     r"^\s*(\d+)\s*(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hour|hours)\s*$"
@@ -70,9 +77,11 @@ class WindowQuerySummary:
     batches: int = 0
     input_rows: int = 0
     invalid_rows: int = 0
+    out_of_bounds_rows: int = 0  # raw ticks outside the contract's bounds: not used
     late_rows_dropped: int = 0
     duplicate_rows_dropped: int = 0  # exact re-deliveries (dropDuplicates)
     output_rows: int = 0
+    rows_held_back: int = 0  # window rows not written: an overflow or an inf (logged)
     partitions_written: list[str] = field(default_factory=list)
 
 
@@ -125,6 +134,16 @@ def invalid_tick() -> Column:
     return condition
 
 
+def out_of_bounds_tick() -> Column:
+    """A tick outside the contract's bounds (stocklake.schemas), NaN and inf included."""
+    from pyspark.sql import functions as F
+
+    size, price = F.col("size"), F.col("price")
+    # Spark orders NaN above every number, so `> MAX_PRICE` holds for NaN and inf.
+    condition = (size < 0) | (size > MAX_VOLUME) | (price < MIN_PRICE) | (price > MAX_PRICE)
+    return F.coalesce(condition | (F.col("event_time") < F.lit(EARLIEST_TIME)), F.lit(False))
+
+
 def window_metrics(
     ticks: DataFrame, window_size: str, slide_seconds: int, watermark_seconds: int
 ) -> DataFrame:
@@ -153,7 +172,8 @@ def window_metrics(
             F.avg("price").alias("avg_price"),
             F.stddev_pop("price").alias("volatility"),
             F.sum(F.col("price") * F.col("size")).alias("_price_volume"),
-            F.sum("size").alias("total_volume"),
+            # Summed as a decimal: a long sum would wrap past 2^63 silently.
+            F.sum(F.col("size").cast("decimal(38,0)")).alias("total_volume"),
             F.count(F.lit(1)).alias("tick_count"),
             F.min("price").alias("min_price"),
             F.max("price").alias("max_price"),
@@ -165,13 +185,10 @@ def window_metrics(
         "window_end": F.col("window.end"),
         "vwap": F.when(F.col("total_volume") > 0, F.col("_price_volume") / F.col("total_volume")),
     }
-    spark_types = {"long": "bigint"}
-    return windowed.select(
-        *[
-            columns.get(name, F.col(name)).cast(spark_types.get(kind, kind)).alias(name)
-            for name, kind in REALTIME_WINDOW_COLUMNS
-        ]
+    selected = windowed.select(
+        *[columns.get(name, F.col(name)).alias(name) for name, _ in REALTIME_WINDOW_COLUMNS]
     )
+    return with_hold_reason(selected, REALTIME_WINDOW_COLUMNS, "total_volume")
 
 
 # ---------------------------------------------------------------- I/O
@@ -197,8 +214,9 @@ def read_ticks(spark: SparkSession, settings: Settings, max_files_per_trigger: i
         TICKS_METRIC,
         F.count(F.lit(1)).alias("rows"),
         F.sum(invalid_tick().cast("long")).alias("invalid"),
+        F.sum((~invalid_tick() & out_of_bounds_tick()).cast("long")).alias("out_of_bounds"),
     )
-    return observed.where(~invalid_tick())
+    return observed.where(~invalid_tick() & ~out_of_bounds_tick())
 
 
 class WindowBatchWriter:
@@ -208,6 +226,7 @@ class WindowBatchWriter:
         self.settings = settings
         self.window_size = window_size
         self.output_rows = 0
+        self.rows_held_back = 0
         self.partitions: set[str] = set()
         self._staging_root = lake.s3a_uri(
             settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size) + "-staging")
@@ -231,13 +250,15 @@ class WindowBatchWriter:
         # Persisted: the count and the write would otherwise each re-run the stateful plan.
         dated.persist()
         try:
-            per_day = dated.groupBy("date").count().collect()
+            self.rows_held_back += self._hold_back(dated, batch_id)
+            good = dated.where(F.col(HOLD_REASON).isNull()).drop(HOLD_REASON)
+            per_day = good.groupBy("date").count().collect()
             rows_by_day = {row["date"]: row["count"] for row in per_day}
             if not rows_by_day:
                 return
             fs.delete(Path(staging), True)
             (
-                dated.repartition("date")
+                good.repartition("date")
                 .sortWithinPartitions("symbol", "window_start")
                 .write.mode("overwrite")
                 .option("partitionOverwriteMode", "static")
@@ -268,6 +289,26 @@ class WindowBatchWriter:
         rows = sum(rows_by_day.values())
         self.output_rows += rows
 
+    def _hold_back(self, dated: DataFrame, batch_id: int) -> int:
+        """Log each window row that must not be written (an overflow, an inf); count them."""
+        from pyspark.sql import functions as F
+
+        held = (
+            dated.where(F.col(HOLD_REASON).isNotNull())
+            .select("symbol", "window_start", HOLD_REASON)
+            .collect()
+        )
+        for row in held:
+            log.warning(
+                "%s window %s %s (batch %d) held back (not written): %s",
+                self.window_size,
+                row["symbol"],
+                row["window_start"],
+                batch_id,
+                row[HOLD_REASON],
+            )
+        return len(held)
+
 
 class _ProgressTally:
     """Sums a query's progress reports, each batch once, as they appear."""
@@ -287,6 +328,7 @@ class _ProgressTally:
             observed = progress.get("observedMetrics", {}).get(TICKS_METRIC) or {}
             self.summary.input_rows += int(observed.get("rows") or 0)
             self.summary.invalid_rows += int(observed.get("invalid") or 0)
+            self.summary.out_of_bounds_rows += int(observed.get("out_of_bounds") or 0)
             for operator in progress.get("stateOperators", []):
                 self.summary.late_rows_dropped += int(operator.get("numRowsDroppedByWatermark", 0))
                 # Reported by the dedup operator only (Spark's StreamingDeduplicateExec).
@@ -366,6 +408,7 @@ def run_stream(
             raise StreamJobError(f"query {query.name} failed: {error.desc}")
     for (_, _, writer), summary in zip(queries, summaries, strict=True):
         summary.output_rows = writer.output_rows
+        summary.rows_held_back = writer.rows_held_back
         summary.partitions_written = sorted(writer.partitions)
     return StreamSummary(
         trigger="availableNow" if available_now else f"processingTime={processing_time}",

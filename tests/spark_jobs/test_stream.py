@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ingestion.simulator import accelerated_start, simulate_ticks, tick_spacing
+from spark_jobs.daily import HOLD_REASON
 from spark_jobs.stream import (
     StreamJobError,
     StreamSummary,
@@ -64,7 +65,8 @@ def test_single_tick_window_has_zero_volatility(spark) -> None:
     assert len(rows) == 3  # 15-minute windows sliding by 5 minutes
     assert [row["volatility"] for row in rows] == [0.0, 0.0, 0.0]
     assert [row["vwap"] for row in rows] == [100.0, 100.0, 100.0]
-    assert list(rows[0].asDict()) == [name for name, _ in REALTIME_WINDOW_COLUMNS]
+    assert list(rows[0].asDict()) == [name for name, _ in REALTIME_WINDOW_COLUMNS] + [HOLD_REASON]
+    assert [row[HOLD_REASON] for row in rows] == [None, None, None]
 
 
 def test_a_tick_delivered_twice_counts_once(spark) -> None:
