@@ -189,3 +189,9 @@ def stream(
     finally:
         spark.stop()
     _print(summary.as_dict(), as_json, "real-time windows")
+    problem = summary.late_problem(settings.stream_max_late_ratio)
+    if problem and settings.stream_late_action == "fail":
+        err_console.print(f"[red]too many late ticks:[/red] {problem} (STREAM_MAX_LATE_RATIO)")
+        raise typer.Exit(4)
+    if problem:
+        err_console.print(f"[yellow]warning:[/yellow] {problem} (STREAM_MAX_LATE_RATIO)")

@@ -79,6 +79,8 @@ class WindowQuerySummary:
     invalid_rows: int = 0
     out_of_bounds_rows: int = 0  # raw ticks outside the contract's bounds: not used
     late_rows_dropped: int = 0
+    # The largest share of one micro-batch's ticks dropped as late (behind the watermark).
+    max_batch_late_ratio: float = 0.0
     duplicate_rows_dropped: int = 0  # exact re-deliveries (dropDuplicates)
     output_rows: int = 0
     rows_held_back: int = 0  # window rows not written: an overflow or an inf (logged)
@@ -100,6 +102,30 @@ class StreamSummary:
         return sum(query.output_rows for query in self.queries)
 
     @property
+    def late_rows_dropped(self) -> int:
+        return max((query.late_rows_dropped for query in self.queries), default=0)
+
+    @property
+    def late_ratio(self) -> float:
+        """The share of the ticks read that were dropped as late (0.0 when none were read)."""
+        return round(self.late_rows_dropped / self.input_rows, 4) if self.input_rows else 0.0
+
+    @property
+    def max_batch_late_ratio(self) -> float:
+        return max((query.max_batch_late_ratio for query in self.queries), default=0.0)
+
+    def late_problem(self, max_ratio: float) -> str | None:
+        """Why this run dropped too many ticks as late (a micro-batch above `max_ratio`)."""
+        if self.max_batch_late_ratio <= max_ratio:
+            return None
+        return (
+            f"a micro-batch dropped {self.max_batch_late_ratio:.0%} of its ticks as late "
+            f"(limit {max_ratio:.0%}; {self.late_rows_dropped} of {self.input_rows} in the "
+            "run): a tick far ahead may have moved the watermark (see the landing's "
+            "ahead_of_stream quarantine), or the ticks landed out of order"
+        )
+
+    @property
     def partitions_written(self) -> list[str]:
         return sorted({p for query in self.queries for p in query.partitions_written})
 
@@ -110,7 +136,9 @@ class StreamSummary:
             output_rows=self.output_rows,
             # Ticks behind the watermark: every query reads every tick, so like input_rows
             # the most any query dropped, not a sum (per query: `queries`).
-            late_rows_dropped=max((q.late_rows_dropped for q in self.queries), default=0),
+            late_rows_dropped=self.late_rows_dropped,
+            late_ratio=self.late_ratio,
+            max_batch_late_ratio=self.max_batch_late_ratio,
             # Exact re-deliveries dropped, counted the same way.
             duplicate_rows_dropped=max((q.duplicate_rows_dropped for q in self.queries), default=0),
             partitions_written=self.partitions_written,
@@ -329,12 +357,18 @@ class _ProgressTally:
             self.summary.input_rows += int(observed.get("rows") or 0)
             self.summary.invalid_rows += int(observed.get("invalid") or 0)
             self.summary.out_of_bounds_rows += int(observed.get("out_of_bounds") or 0)
+            rows = int(observed.get("rows") or 0)
+            late = 0
             for operator in progress.get("stateOperators", []):
-                self.summary.late_rows_dropped += int(operator.get("numRowsDroppedByWatermark", 0))
+                late += int(operator.get("numRowsDroppedByWatermark", 0))
                 # Reported by the dedup operator only (Spark's StreamingDeduplicateExec).
                 custom = operator.get("customMetrics") or {}
                 dropped = int(custom.get("numDroppedDuplicateRows", 0))
                 self.summary.duplicate_rows_dropped += dropped
+            self.summary.late_rows_dropped += late
+            if rows:
+                ratio = round(min(late / rows, 1.0), 4)
+                self.summary.max_batch_late_ratio = max(self.summary.max_batch_late_ratio, ratio)
 
 
 def run_stream(

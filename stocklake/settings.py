@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     spark_master: str = Field(alias="SPARK_MASTER")
     spark_jars_dir: Path | None = Field(default=None, alias="SPARK_JARS_DIR")
     spark_shuffle_partitions: int = Field(alias="SPARK_SHUFFLE_PARTITIONS", ge=1)
+    # A real-time tick this far (event time) ahead of the latest one the landing run has
+    # landed is quarantined (ahead_of_stream): one bad clock must not move the watermark.
+    landing_max_ahead_seconds: float = Field(alias="LANDING_MAX_AHEAD_SECONDS", gt=0)
+    # spark stream: a micro-batch that drops more than this share of its ticks as late
+    # fails the run (fail: exit 4) or only warns (warn).
+    stream_max_late_ratio: float = Field(alias="STREAM_MAX_LATE_RATIO", ge=0, le=1)
+    stream_late_action: Literal["fail", "warn"] = Field(alias="STREAM_LATE_ACTION")
 
     # Warehouse: Snowflake when an account is configured, else PostgreSQL.
     warehouse: Literal["auto", "postgres", "snowflake"] = Field(alias="WAREHOUSE")

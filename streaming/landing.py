@@ -98,14 +98,14 @@ from streaming.batching import (
 from streaming.errors import LandingError
 from streaming.retry import RetryPolicy, call_with_retries
 from streaming.store import ConditionFailed, LakeStore
-from streaming.validation import RecordGate
+from streaming.validation import EventClock, RecordGate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_RECORDS = 200_000
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
 DEFAULT_BATCH_AGE = 30.0
-DEFAULT_MAX_FUTURE = timedelta(days=1)
+DEFAULT_MAX_FUTURE = timedelta(minutes=5)
 # Big fetches: kafka-python's per-request overhead dominates with small ones.
 CONSUMER_TUNING: dict[str, Any] = {
     "max_poll_records": 5000,
@@ -320,6 +320,9 @@ class _Lander(ConsumerRebalanceListener):
         self.batch_bytes = batch_bytes
         self.batch_age = batch_age
         self.max_future = max_future
+        # One clock for the run: a tick far ahead of what landed is held back, see EventClock.
+        ahead = timedelta(seconds=settings.landing_max_ahead_seconds)
+        self.event_clock = EventClock(ahead) if kind == "realtime" else None
         self.retry = retry
         self.probe = probe or (lambda _step: None)
         self.clock = clock
@@ -400,7 +403,9 @@ class _Lander(ConsumerRebalanceListener):
             if self._to_recover:
                 self._resume_assigned()
             if polled:
-                check = RecordGate(kind, now=self.clock(), max_future=max_future).check
+                check = RecordGate(
+                    kind, now=self.clock(), max_future=max_future, clock=self.event_clock
+                ).check
                 for tp, messages in polled.items():
                     batch = self._batches.get(tp.partition)
                     if batch is None:

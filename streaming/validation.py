@@ -76,6 +76,7 @@ REASONS = (
     "early_event_time",
     "invalid_value",
     "future_event_time",
+    "ahead_of_stream",
 )
 _RANK = {reason: rank for rank, reason in enumerate(REASONS)}
 
@@ -99,10 +100,59 @@ class Rejected:
         return f"{self.code}: {self.detail}"
 
 
-class RecordGate:
-    """`check_record` for many records on one clock reading (the consumer's hot path)."""
+class EventClock:
+    """The latest event time one landing run has landed, kept across its polls.
 
-    def __init__(self, kind: RecordKind, *, now: datetime, max_future: timedelta) -> None:
+    A tick more than `max_ahead` past it is held back (`ahead_of_stream`): one bad clock
+    would otherwise move the stream job's watermark (the latest event time it has seen,
+    over all symbols) and make every ordinary tick after it late. The run's latest, not
+    each symbol's: a quiet symbol's next tick is not ahead of the stream. Two held-back
+    ticks in a row, the second later but within `max_ahead` of the first, mean the feed
+    really moved on (a new session): the second lands (the first stays in quarantine).
+    """
+
+    __slots__ = ("jump", "latest", "max_ahead")
+
+    def __init__(self, max_ahead: timedelta) -> None:
+        if max_ahead <= timedelta(0):
+            raise ValueError(f"max_ahead must be positive, got {max_ahead}")
+        self.latest: datetime | None = None
+        self.jump: datetime | None = None
+        self.max_ahead = max_ahead
+
+    def ahead(self, event_time: datetime) -> datetime | None:
+        """The latest landed event time when this one is too far ahead of it, else None
+        (and the tick counts as landed)."""
+        latest = self.latest
+        if latest is None or event_time - latest <= self.max_ahead:
+            if latest is None or event_time > latest:
+                self.latest = event_time
+            self.jump = None
+            return None
+        jump = self.jump
+        # Later than the held-back one, not the same one read again (a replayed poll).
+        if jump is not None and jump < event_time <= jump + self.max_ahead:
+            self.latest, self.jump = event_time, None
+            return None
+        self.jump = event_time
+        return latest
+
+
+class RecordGate:
+    """`check_record` for many records on one clock reading (the consumer's hot path).
+
+    `clock`, when given (real-time ticks), holds back a tick far ahead of the latest one
+    landed; it outlives the gate, so one landing run passes the same one to every gate.
+    """
+
+    def __init__(
+        self,
+        kind: RecordKind,
+        *,
+        now: datetime,
+        max_future: timedelta,
+        clock: EventClock | None = None,
+    ) -> None:
         model = _MODELS[kind]
         self._validate = model.__pydantic_validator__.validate_json
         self._serialize = model.__pydantic_serializer__.to_json
@@ -110,6 +160,7 @@ class RecordGate:
         self._now = now
         self._max_future = max_future
         self._latest = now + max_future
+        self._clock = clock
 
     def check(self, value: bytes | None) -> Accepted | Rejected:
         """Validate one Kafka value against the wire contract of the gate's kind."""
@@ -139,6 +190,12 @@ class RecordGate:
                 "future_event_time",
                 f"event time {format_ts(event_time)} is more than {self._max_future} "
                 f"after the landing clock {format_ts(self._now)}",
+            )
+        if self._clock is not None and (latest := self._clock.ahead(event_time)):
+            return Rejected(
+                "ahead_of_stream",
+                f"event time {format_ts(event_time)} is more than {self._clock.max_ahead} "
+                f"after the latest tick landed in this run ({format_ts(latest)})",
             )
         return Accepted(body, event_time)
 

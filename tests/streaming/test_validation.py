@@ -19,7 +19,14 @@ from stocklake.schemas import (
     parse_record,
     repeated_keys,
 )
-from streaming.validation import REASONS, Accepted, Rejected, check_record
+from streaming.validation import (
+    REASONS,
+    Accepted,
+    EventClock,
+    RecordGate,
+    Rejected,
+    check_record,
+)
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -292,3 +299,47 @@ def test_the_edge_values_of_the_bounds_are_accepted() -> None:
         assert isinstance(check("realtime", value), Accepted), value
     wide = bar(open=MIN_PRICE, low=MIN_PRICE, high=MAX_PRICE, close=MAX_PRICE, volume=MAX_VOLUME)
     assert isinstance(check("historical", wide), Accepted)
+
+
+def _gate_run(ticks: list[dict], max_ahead: timedelta = timedelta(minutes=15)) -> list[str]:
+    """Each tick's verdict code ('ok' when accepted) through one run's gates and clock."""
+    clock = EventClock(max_ahead)
+    codes = []
+    for payload in ticks:
+        gate = RecordGate("realtime", now=NOW + DAY, max_future=DAY, clock=clock)
+        verdict = gate.check(json.dumps(payload).encode())
+        codes.append("ok" if isinstance(verdict, Accepted) else verdict.code)
+    return codes
+
+
+def _at(start: datetime, seconds: float, **changes: object) -> dict:
+    return tick(event_time=(start + timedelta(seconds=seconds)).isoformat(), **changes)
+
+
+def test_a_tick_far_ahead_of_the_stream_is_held_back_and_the_rest_lands() -> None:
+    start = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+    ticks = [_at(start, n) for n in range(5)]
+    ticks.append(_at(start, 20 * 3600, symbol="MSFT"))  # inside --max-future, 20 h ahead
+    ticks += [_at(start, 5 + n) for n in range(1000)]
+    codes = _gate_run(ticks)
+    assert codes.count("ahead_of_stream") == 1 and codes[5] == "ahead_of_stream"
+    assert "ahead_of_stream" in REASONS
+    clock = EventClock(timedelta(minutes=15))
+    gate = RecordGate("realtime", now=NOW + DAY, max_future=DAY, clock=clock)
+    gate.check(json.dumps(ticks[0]).encode())
+    verdict = gate.check(json.dumps(ticks[5]).encode())
+    assert isinstance(verdict, Rejected)
+    assert "2024-03-02T05:00:00.000Z" in verdict.detail and "15:00" in verdict.detail
+
+
+def test_a_new_session_lands_from_its_second_tick() -> None:
+    start = datetime(2024, 3, 1, 20, 59, tzinfo=UTC)
+    overnight = 17.5 * 3600
+    ticks = [_at(start, n) for n in range(3)] + [_at(start, overnight + n) for n in range(5)]
+    assert _gate_run(ticks) == ["ok"] * 3 + ["ahead_of_stream"] + ["ok"] * 4
+    # The held-back tick read again (a replayed poll) does not confirm itself.
+    again = [_at(start, 0), _at(start, overnight), _at(start, overnight)]
+    assert _gate_run(again) == ["ok", "ahead_of_stream", "ahead_of_stream"]
+    # A quiet symbol is not ahead of the stream: other symbols' ticks keep the clock going.
+    quiet = [_at(start, 0, symbol="QUIET")] + [_at(start, 60 * n) for n in range(1, 60)]
+    assert _gate_run(quiet + [_at(start, 3600, symbol="QUIET")]) == ["ok"] * 61
