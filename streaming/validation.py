@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError, field_serializer
@@ -111,13 +111,16 @@ class EventClock:
     really moved on (a new session): the second lands (the first stays in quarantine).
     """
 
-    __slots__ = ("jump", "latest", "max_ahead")
+    __slots__ = ("jump", "latest", "limit", "max_ahead")
 
     def __init__(self, max_ahead: timedelta) -> None:
         if max_ahead <= timedelta(0):
             raise ValueError(f"max_ahead must be positive, got {max_ahead}")
         self.latest: datetime | None = None
         self.jump: datetime | None = None
+        # latest + max_ahead as of the last slow path: a tick at or before it needs no
+        # arithmetic (RecordGate's fast path); a stale, lower limit only sends it here.
+        self.limit = datetime.min.replace(tzinfo=UTC)
         self.max_ahead = max_ahead
 
     def ahead(self, event_time: datetime) -> datetime | None:
@@ -126,13 +129,15 @@ class EventClock:
         latest = self.latest
         if latest is None or event_time - latest <= self.max_ahead:
             if latest is None or event_time > latest:
-                self.latest = event_time
+                self.latest = latest = event_time
+            self.limit = latest + self.max_ahead
             self.jump = None
             return None
         jump = self.jump
         # Later than the held-back one, not the same one read again (a replayed poll).
         if jump is not None and jump < event_time <= jump + self.max_ahead:
             self.latest, self.jump = event_time, None
+            self.limit = event_time + self.max_ahead
             return None
         self.jump = event_time
         return latest
@@ -191,12 +196,18 @@ class RecordGate:
                 f"event time {format_ts(event_time)} is more than {self._max_future} "
                 f"after the landing clock {format_ts(self._now)}",
             )
-        if self._clock is not None and (latest := self._clock.ahead(event_time)):
-            return Rejected(
-                "ahead_of_stream",
-                f"event time {format_ts(event_time)} is more than {self._clock.max_ahead} "
-                f"after the latest tick landed in this run ({format_ts(latest)})",
-            )
+        clock = self._clock
+        if clock is not None:
+            # Fast path: within the limit, nothing held back; else the clock decides.
+            if event_time <= clock.limit and clock.jump is None:
+                if event_time > clock.latest:  # type: ignore[operator]  # set with limit
+                    clock.latest = event_time
+            elif latest := clock.ahead(event_time):
+                return Rejected(
+                    "ahead_of_stream",
+                    f"event time {format_ts(event_time)} is more than {clock.max_ahead} "
+                    f"after the latest tick landed in this run ({format_ts(latest)})",
+                )
         return Accepted(body, event_time)
 
 
