@@ -9,6 +9,7 @@ session's exchange date is its UTC date. pandas loads on first use, not on impor
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -93,6 +94,23 @@ def interval_dates(start: datetime, end: datetime) -> TradingSplit:
     first = start.date() if start.time() == time(0) else start.date() + timedelta(days=1)
     last = end.date() if end.time() != time(0) else end.date() - timedelta(days=1)
     return split_trading(_days(first, last + timedelta(days=1)))
+
+
+def last_open(moment: datetime) -> datetime | None:
+    """The latest session open at or before `moment` (UTC), within its year and the one
+    before; None outside the calendar's range."""
+    moment = moment.astimezone(UTC)
+    year = moment.year
+    if not FIRST_YEAR < year <= LAST_YEAR:
+        return None
+    opens = _opens(year - 1, year)
+    at = bisect_right(opens, moment)
+    return opens[at - 1] if at else None
+
+
+@lru_cache(maxsize=8)
+def _opens(first_year: int, last_year: int) -> list[datetime]:
+    return sorted(ts.to_pydatetime() for ts in _calendar(first_year, last_year).opens)
 
 
 def _days(start: date, end: date) -> Iterable[date]:

@@ -26,6 +26,7 @@ from stocklake.schemas import (
     format_ts,
     repeated_keys,
 )
+from stocklake.trading_calendar import last_open
 
 
 class _LandedBar(HistoricalBar):
@@ -106,9 +107,11 @@ class EventClock:
     A tick more than `max_ahead` past it is held back (`ahead_of_stream`): one bad clock
     would otherwise move the stream job's watermark (the latest event time it has seen,
     over all symbols) and make every ordinary tick after it late. The run's latest, not
-    each symbol's: a quiet symbol's next tick is not ahead of the stream. Two held-back
-    ticks in a row, the second later but within `max_ahead` of the first, mean the feed
-    really moved on (a new session): the second lands (the first stays in quarantine).
+    each symbol's: a quiet symbol's next tick is not ahead of the stream. A tick within
+    `max_ahead` after an exchange open (XNYS) later than the latest tick starts a new
+    session: it lands. Otherwise two held-back ticks in a row, the second later but within
+    `max_ahead` of the first, mean the feed really moved on: the second lands (the first
+    stays in quarantine).
     """
 
     __slots__ = ("jump", "latest", "limit", "max_ahead")
@@ -134,13 +137,22 @@ class EventClock:
             self.jump = None
             return None
         jump = self.jump
-        # Later than the held-back one, not the same one read again (a replayed poll).
-        if jump is not None and jump < event_time <= jump + self.max_ahead:
+        # Later than the held-back one, not the same one read again (a replayed poll); or
+        # the first ticks of a session that opened after the latest tick (an overnight gap).
+        if (jump is not None and jump < event_time <= jump + self.max_ahead) or (
+            _new_session(latest, event_time, self.max_ahead)
+        ):
             self.latest, self.jump = event_time, None
             self.limit = event_time + self.max_ahead
             return None
         self.jump = event_time
         return latest
+
+
+def _new_session(latest: datetime, event_time: datetime, max_ahead: timedelta) -> bool:
+    """Whether `event_time` is within `max_ahead` after a session open later than `latest`."""
+    opened = last_open(event_time)
+    return opened is not None and latest < opened and event_time - opened <= max_ahead
 
 
 class RecordGate:

@@ -301,12 +301,15 @@ def test_the_edge_values_of_the_bounds_are_accepted() -> None:
     assert isinstance(check("historical", wide), Accepted)
 
 
+LATER = datetime(2024, 3, 10, tzinfo=UTC)  # the landing clock, after every tick below
+
+
 def _gate_run(ticks: list[dict], max_ahead: timedelta = timedelta(minutes=15)) -> list[str]:
     """Each tick's verdict code ('ok' when accepted) through one run's gates and clock."""
     clock = EventClock(max_ahead)
     codes = []
     for payload in ticks:
-        gate = RecordGate("realtime", now=NOW + DAY, max_future=DAY, clock=clock)
+        gate = RecordGate("realtime", now=LATER, max_future=DAY, clock=clock)
         verdict = gate.check(json.dumps(payload).encode())
         codes.append("ok" if isinstance(verdict, Accepted) else verdict.code)
     return codes
@@ -332,8 +335,19 @@ def test_a_tick_far_ahead_of_the_stream_is_held_back_and_the_rest_lands() -> Non
     assert "2024-03-02T05:00:00.000Z" in verdict.detail and "15:00" in verdict.detail
 
 
-def test_a_new_session_lands_from_its_second_tick() -> None:
-    start = datetime(2024, 3, 1, 20, 59, tzinfo=UTC)
+def test_the_next_sessions_first_ticks_land() -> None:
+    # Monday 2024-03-04, last ticks before the close; Tuesday's session opens 14:30 UTC.
+    start = datetime(2024, 3, 4, 20, 59, tzinfo=UTC)
+    tuesday_open = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)
+    ticks = [_at(start, n) for n in range(3)] + [_at(tuesday_open, n) for n in range(5)]
+    assert _gate_run(ticks) == ["ok"] * 8
+    # Ahead by as much but before the open, or well into the session: held back.
+    assert _gate_run([_at(start, 0), _at(tuesday_open, -3600)]) == ["ok", "ahead_of_stream"]
+    assert _gate_run([_at(start, 0), _at(tuesday_open, 3600)]) == ["ok", "ahead_of_stream"]
+
+
+def test_a_jump_outside_a_session_lands_from_its_second_tick() -> None:
+    start = datetime(2024, 3, 1, 20, 59, tzinfo=UTC)  # a Friday: the jump lands on Saturday
     overnight = 17.5 * 3600
     ticks = [_at(start, n) for n in range(3)] + [_at(start, overnight + n) for n in range(5)]
     assert _gate_run(ticks) == ["ok"] * 3 + ["ahead_of_stream"] + ["ok"] * 4
