@@ -21,6 +21,7 @@ from cli.land import reset_partitions
 from stocklake.settings import PROJECT_ROOT
 from streaming import LandingError, RetryPolicy, land
 from streaming.batching import committed_key
+from streaming.store import ConditionFailed, LakeStore
 from tests.streaming.conftest import (
     CRASH_DRIVER,
     Lake,
@@ -207,3 +208,22 @@ def test_a_bucket_deleted_mid_run_is_a_clear_error(lake: Lake, topic: str) -> No
     finally:
         if lake.bucket not in {b["Name"] for b in lake.client.list_buckets()["Buckets"]}:
             lake.client.create_bucket(Bucket=lake.bucket)
+
+
+@pytest.mark.parametrize("honoured", [True, False], ids=["conditional-put", "read-check-write"])
+def test_marker_writes_are_refused_once_someone_else_wrote(lake: Lake, honoured: bool) -> None:
+    store = LakeStore(lake.settings, policy=QUICK)
+    assert store.conditions_honoured()  # SeaweedFS honours If-Match / If-None-Match
+    store._honoured = honoured  # False: the fallback for servers that ignore them
+    key = "checkpoints/land-realtime/t/partition=0/committed.json"
+    first = store.put_if(key, b'{"epoch":1}', None)
+    with pytest.raises(ConditionFailed):
+        store.put_if(key, b'{"epoch":1,"owner":"other"}', None)  # the key exists now
+    second = store.put_if(key, b'{"epoch":2}', first)
+    with pytest.raises(ConditionFailed):
+        store.put_if(key, b'{"epoch":3}', first)  # stale: someone wrote since
+    assert lake.read(key) == b'{"epoch":2}'
+    lake.client.delete_object(Bucket=lake.bucket, Key=key)
+    with pytest.raises(ConditionFailed):
+        store.put_if(key, b'{"epoch":3}', second)  # the marker was deleted
+    assert lake.keys() == []
