@@ -199,6 +199,7 @@ class Writer:
 
     epoch: int
     owner: str
+    topic_id: str | None = None  # the broker's id of the topic, where it gives one
 
 
 def pending_marker(flush: PartitionFlush, *, written_at: datetime, writer: Writer) -> bytes:
@@ -212,6 +213,7 @@ def pending_marker(flush: PartitionFlush, *, written_at: datetime, writer: Write
             "objects": flush.keys,
             "epoch": writer.epoch,
             "owner": writer.owner,
+            "topic_id": writer.topic_id,
             "written_at": format_ts(written_at),
         }
     )
@@ -230,6 +232,7 @@ def committed_marker(flush: PartitionFlush, *, written_at: datetime, writer: Wri
             "quarantined": sum(flush.quarantined.values()),
             "epoch": writer.epoch,
             "owner": writer.owner,
+            "topic_id": writer.topic_id,
             "written_at": format_ts(written_at),
         }
     )
@@ -244,6 +247,7 @@ class Marker:
     objects: tuple[str, ...]
     epoch: int = 0
     orphans: tuple[str, ...] = ()  # a claim's keys a fenced writer may still create
+    topic_id: str | None = None
 
 
 def claim_marker(
@@ -260,6 +264,7 @@ def claim_marker(
             "orphans": orphans,
             "epoch": writer.epoch,
             "owner": writer.owner,
+            "topic_id": writer.topic_id,
             "written_at": format_ts(written_at),
         }
     )
@@ -281,6 +286,7 @@ def read_marker(raw: bytes, *, key: str, topic: str, partition: int) -> Marker:
             objects=tuple(str(k) for k in data["objects"]),
             epoch=int(data.get("epoch", 0)),
             orphans=tuple(str(k) for k in data.get("orphans", ())),
+            topic_id=data.get("topic_id"),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise LandingError(

@@ -339,6 +339,7 @@ class _Lander(ConsumerRebalanceListener):
         self._stalled_since = 0.0
         self._owner = uuid.uuid4().hex[:12]
         self._claims: dict[int, _Claim] = {}
+        self._changed: dict[int, str | None] = {}  # partition: why its topic id changed
 
     # --- run ---------------------------------------------------------------
 
@@ -690,7 +691,7 @@ class _Lander(ConsumerRebalanceListener):
             )
 
     def _check_positions(self, resume: dict[TopicPartition, int | None]) -> None:
-        """Stop when the lake has landed past a partition's log end (a broker or topic reset)."""
+        """Stop when the lake has landed past a partition's log end or for another topic."""
         bounds = call_with_retries(
             lambda: log_bounds(self.settings, list(resume)),
             what=f"reading the log bounds of {self.topic}",
@@ -698,13 +699,19 @@ class _Lander(ConsumerRebalanceListener):
             retryable=_is_transient_kafka_error,
             hint="Is the broker up (`stocklake status`)? Rerun to resume.",
         )
-        problems = []
+        problems: dict[int, str] = {}
         for tp, resume_at in resume.items():
             start, end = bounds[tp]
+            landed = "nothing" if resume_at is None else f"up to offset {resume_at - 1}"
             if resume_at is not None and resume_at > end:
-                problems.append(
-                    f"{self.topic}[{tp.partition}]: the lake has landed up to offset "
-                    f"{resume_at - 1} but Kafka's log ends at {end} (starts at {start})"
+                problems[tp.partition] = (
+                    f"{self.topic}[{tp.partition}]: the lake has landed {landed} "
+                    f"but Kafka's log ends at {end} (starts at {start})"
+                )
+            elif self._changed.get(tp.partition):
+                problems[tp.partition] = (
+                    f"{self.topic}[{tp.partition}]: {self._changed[tp.partition]} (the lake "
+                    f"has landed {landed}; Kafka's log is {start}-{end})"
                 )
             elif resume_at is not None and resume_at < start:
                 log.warning(
@@ -712,12 +719,11 @@ class _Lander(ConsumerRebalanceListener):
                     self.topic, tp.partition, resume_at, start - 1,
                 )  # fmt: skip
         if problems:
-            partition = min(tp.partition for tp, at in resume.items() if at is not None)
             raise LandingError(
-                "; ".join(problems) + ". The broker lost its data or the topic was re-created. "
-                f"To land what Kafka holds now: `stocklake land {self.kind} --reset-partition "
-                f"{partition} --from earliest` (or --from <offset>), per partition; the lake "
-                "keeps what it landed before"
+                "; ".join(problems.values()) + ". The broker lost its data or the topic was "
+                f"re-created. To land what Kafka holds now: `stocklake land {self.kind} "
+                f"--reset-partition {min(problems)} --from earliest` (or --from <offset>), per "
+                "partition; the lake keeps what it landed before"
             )
 
     def _recover(self, partition: int) -> int | None:
@@ -748,6 +754,7 @@ class _Lander(ConsumerRebalanceListener):
             self.store.delete(claim.orphans)
             self.summary.discarded_objects += len(claim.orphans)
         self._claims[partition] = claim
+        self._changed[partition] = self._topic_changed(committed)
         resume_at = None if base.last_offset is None else base.last_offset + 1
         self.summary.resumed_from[partition] = resume_at
         return resume_at
@@ -762,7 +769,7 @@ class _Lander(ConsumerRebalanceListener):
     ) -> _Claim | None:
         """Rewrite both markers with a bumped epoch, on the ETags read; None: someone wrote."""
         epoch = max(base.epoch, pending.epoch if pending is not None else 0) + 1
-        writer = Writer(epoch, self._owner)
+        writer = Writer(epoch, self._owner, self._topic_id())
         now = self.clock()
         pkey = pending_key(self.kind, self.topic, base.partition)
         ckey = committed_key(self.kind, self.topic, base.partition)
@@ -800,6 +807,24 @@ class _Lander(ConsumerRebalanceListener):
             "%s[%d]: markers reset; landing starts at %s",
             self.topic, partition, "Kafka's earliest offset" if first is None else first,
         )  # fmt: skip
+
+    def _topic_id(self) -> str | None:
+        """The broker's id of the topic (None before connecting, or from brokers without)."""
+        consumer = self._consumer
+        # kafka-python keeps the ids of Metadata v10+ answers only on its private cluster.
+        cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+        topic_id = cluster.topic_id(self.topic) if cluster is not None else None
+        return None if topic_id is None else str(topic_id)
+
+    def _topic_changed(self, committed: Marker | None) -> str | None:
+        """Why markers were written for another topic of the same name, or None."""
+        current = self._topic_id()
+        if committed is None or committed.topic_id in (None, current) or current is None:
+            return None
+        return (
+            f"the lake's markers were written for topic id {committed.topic_id}, "
+            f"the topic now has id {current}"
+        )
 
     def _check_landed(self, committed: Marker | None, partition: int) -> None:
         """A marker whose objects are gone means the lake lost landed records: stop."""
