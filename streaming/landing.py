@@ -45,8 +45,10 @@ any point therefore leaves either a whole flush (marker written) or none of it,
 and every record is in the lake exactly once.
 
 Checks at assignment, each a LandingError naming the partition and what to do:
-- committed+1 beyond the partition's high watermark (a Fetch, not ListOffsets):
-  the broker lost its log or the topic was re-created; landing stops until
+- committed+1 beyond the partition's high watermark (a Fetch, not ListOffsets),
+  or markers written for another topic id (markers carry the id the broker gives
+  in Metadata, where it gives one): the broker lost its log or the topic was
+  re-created; landing stops until
   `stocklake land <kind> --reset-partition P --from earliest|<offset>` rewrites
   the partition's markers. (Offsets already deleted from Kafka by retention are
   logged as a warning and skipped.)
