@@ -79,9 +79,9 @@ class WindowQuerySummary:
     invalid_rows: int = 0
     out_of_bounds_rows: int = 0  # raw ticks outside the contract's bounds: not used
     late_rows_dropped: int = 0
+    duplicate_rows_dropped: int = 0  # exact re-deliveries (dropDuplicates)
     # The largest share of one micro-batch's ticks dropped as late (behind the watermark).
     max_batch_late_ratio: float = 0.0
-    duplicate_rows_dropped: int = 0  # exact re-deliveries (dropDuplicates)
     output_rows: int = 0
     rows_held_back: int = 0  # window rows not written: an overflow or an inf (logged)
     partitions_written: list[str] = field(default_factory=list)
