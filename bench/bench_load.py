@@ -37,6 +37,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from infra.postgres_roles import create_warehouse_schema  # noqa: E402
 from loaders.tables import DAILY_METRICS  # noqa: E402
 from stocklake import lake  # noqa: E402
 from stocklake.schemas import DAILY_METRICS_COLUMNS, arrow_schema  # noqa: E402
@@ -195,8 +196,8 @@ def main() -> None:
         **settings.boto3_s3_kwargs(),
     ).create_bucket(Bucket=bucket)
     fs = s3fs.S3FileSystem(**options)
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    # As `stocklake up` provisions WAREHOUSE_SCHEMA: owned by the pipeline's role.
+    create_warehouse_schema(settings, schema)
     try:
         rows = daily_rows(args.symbols, args.days, seed=1)
         started = time.perf_counter()

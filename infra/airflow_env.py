@@ -9,6 +9,7 @@ settings as every stage.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from stocklake.settings import PROJECT_ROOT, Settings
@@ -37,14 +38,7 @@ def connections(settings: Settings) -> dict[str, str]:
                 "config_kwargs": {"s3": {"addressing_style": "path"}},
             },
         },
-        POSTGRES_CONN_ID: {
-            "conn_type": "postgres",
-            "host": settings.postgres_host,
-            "port": settings.postgres_port,
-            "login": settings.postgres_user,
-            "password": settings.postgres_password,
-            "schema": settings.warehouse_db,
-        },
+        POSTGRES_CONN_ID: _postgres_connection(settings),
     }
     if settings.snowflake_account:
         extra = {
@@ -72,9 +66,23 @@ def connections(settings: Settings) -> dict[str, str]:
     return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in conns.items()}
 
 
+def _postgres_connection(settings: Settings) -> dict:
+    """The warehouse as the pipeline's role, never the superuser."""
+    login, password = settings.postgres_login("pipeline")
+    return {
+        "conn_type": "postgres",
+        "host": settings.postgres_host,
+        "port": settings.postgres_port,
+        "login": login,
+        "password": password,
+        "schema": settings.warehouse_db,
+    }
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Every variable Airflow needs; merged over the caller's environment."""
-    db_url = settings.postgres_sqlalchemy_url(settings.airflow_db)
+    # The metadata database as Airflow's own role, which owns it.
+    db_url = settings.postgres_sqlalchemy_url(settings.airflow_db, login="airflow")
     env = {
         "AIRFLOW_HOME": str(airflow_home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -102,6 +110,17 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 
 def passwords_file(settings: Settings) -> Path:
     return airflow_home(settings) / "simple_auth_manager_passwords.json.generated"
+
+
+def secure_passwords_file(settings: Settings) -> Path:
+    """Make the UI's generated-password file private (0600) before and after Airflow
+    writes it: Airflow appends to an existing file, keeping its mode, and would create
+    a missing one world-readable."""
+    path = passwords_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 def admin_login(settings: Settings) -> tuple[str, str | None]:

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from infra.airflow_env import admin_login, airflow_env, airflow_home
+from infra.airflow_env import admin_login, airflow_env, airflow_home, secure_passwords_file
 from infra.local_stack import StackError, pid_alive, spawn, terminate
 from stocklake.settings import Settings
 
@@ -37,6 +37,7 @@ def _env(settings: Settings) -> dict[str, str]:
 def migrate(settings: Settings) -> None:
     """Create or upgrade the metadata DB (idempotent, about 2 s)."""
     airflow_home(settings).mkdir(parents=True, exist_ok=True)
+    secure_passwords_file(settings)
     result = subprocess.run(
         [_airflow_bin(), "db", "migrate"], env=_env(settings), capture_output=True, text=True
     )
@@ -96,6 +97,7 @@ def start(settings: Settings) -> tuple[str, str, str | None]:
         if not _running(settings, "api-server"):
             raise StackError(f"airflow api-server exited; see {logs}/airflow-api-server.log")
         time.sleep(1)
+    secure_passwords_file(settings)
     user, password = admin_login(settings)
     return ui_url(settings), user, password
 

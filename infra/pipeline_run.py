@@ -427,9 +427,10 @@ def show_access(settings: Settings) -> None:
         say(f"  lake console  {settings.lake_console_url}  login: {console[0]} / {console[1]}")
     say(f"  lake (S3)     {settings.s3_endpoint_url}  (browse: .venv/bin/stocklake ls)")
     say(
-        f"  warehouse     psql -h {settings.postgres_host} -p {settings.postgres_port} "
-        f"-U {settings.postgres_user} {settings.warehouse_db}"
-        '   (or: .venv/bin/stocklake sql "SELECT ...")'
+        '  warehouse     .venv/bin/stocklake sql "SELECT ..."   (read-only; or psql -h '
+        f"{settings.postgres_host} -p {settings.postgres_port} -U "
+        f"{settings.postgres_readonly_user} {settings.warehouse_db}, password in "
+        f"{settings.postgres_passwords_file})"
     )
     say("Stop everything with: make down")
 

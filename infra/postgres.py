@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from infra.postgres_roles import ProvisionError, ensure_passwords, provision_cluster
 from infra.service import (
     HEALTH_TIMEOUT_S,
     Service,
@@ -36,6 +37,11 @@ class Postgres(Service):
     def endpoint(self) -> str:
         s = self.settings
         return f"postgresql://{s.postgres_user}@{s.postgres_host}:{s.postgres_port}"
+
+    @property
+    def embedded(self) -> bool:
+        """The cluster is ours (its data folder is in the state folder): `up` provisions it."""
+        return self.is_local and (self.data_dir / "PG_VERSION").exists()
 
     @property
     def is_local(self) -> bool:
@@ -108,19 +114,7 @@ class Postgres(Service):
             self.log_file.unlink(missing_ok=True)
             self.log_file.symlink_to(self.server_log)
         if not (data / "PG_VERSION").exists():
-            result = self._run(
-                [
-                    str(self.bin_dir / "initdb"),
-                    "-D", str(data),
-                    "-U", self.settings.postgres_user,
-                    "-A", "trust",
-                    "-E", "UTF8",
-                    "--no-locale",
-                    "--no-sync",
-                ]
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise StackError(f"initdb failed for {data}:\n{result.stdout}{result.stderr}")
+            self._initdb(root, data)
         stale = data / "postmaster.pid"
         if stale.exists():
             with contextlib.suppress(ValueError, OSError):
@@ -151,6 +145,35 @@ class Postgres(Service):
             )
         return int((data / "postmaster.pid").read_text().splitlines()[0])
 
+    def _initdb(self, root: Path, data: Path) -> None:
+        """A new cluster whose superuser logs in with its generated password only."""
+        ensure_passwords(self.settings)
+        user, password = self.settings.postgres_login("superuser")
+        pwfile = root / ".initdb-password"
+        pwfile.unlink(missing_ok=True)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+        if self.run_as_postgres:
+            shutil.chown(pwfile, "postgres", "postgres")
+        try:
+            result = self._run(
+                [
+                    str(self.bin_dir / "initdb"),
+                    "-D", str(data),
+                    "-U", user,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E", "UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]
+            )  # fmt: skip
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if result.returncode != 0:
+            raise StackError(f"initdb failed for {data}:\n{result.stdout}{result.stderr}")
+
     def stop(self, pid: int) -> None:
         result = self._run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"]
@@ -158,36 +181,67 @@ class Postgres(Service):
         if result.returncode != 0 and pid_alive(pid):
             terminate(pid)
 
+    def reachable(self) -> bool:
+        """The server accepts connections (whatever a login's password)."""
+        from psycopg import pq
+
+        dsn = self.settings.postgres_dsn("postgres").encode()
+        return pq.PGconn.ping(dsn) == pq.Ping.OK
+
     def healthy(self) -> bool:
+        """The pipeline's role logs in to the warehouse database."""
         import psycopg
 
         try:
-            with psycopg.connect(self.settings.postgres_dsn("postgres"), connect_timeout=2) as conn:
+            with psycopg.connect(self.settings.postgres_dsn(), connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
             return True
         except psycopg.Error:
             return False
 
     def provision(self) -> None:
+        """Our cluster: roles, passwords, databases and grants (the superuser's only use).
+        Another server: its databases must exist; the pipeline's role cannot create them."""
+        if self.embedded:
+            try:
+                provision_cluster(self.settings, self.data_dir)
+            except ProvisionError as error:
+                raise StackError(f"postgres: {error}") from None
+            return
         import psycopg
-        from psycopg import sql
 
-        s = self.settings
-        with psycopg.connect(s.postgres_dsn("postgres"), autocommit=True) as conn:
-            for db in (s.warehouse_db, s.airflow_db):
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
-                if exists.fetchone() is None:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+        try:
+            psycopg.connect(self.settings.postgres_dsn(), connect_timeout=5).close()
+        except psycopg.Error as error:
+            s = self.settings
+            raise StackError(
+                f"postgres: {s.postgres_user} cannot log in to database {s.warehouse_db} on "
+                f"{s.postgres_host}:{s.postgres_port} ({str(error).strip()}); create the "
+                "database and role there, or check POSTGRES_USER/POSTGRES_PASSWORD"
+            ) from None
 
     def status(self) -> ServiceStatus:
         status = super().status()
+        s = self.settings
         status.extra = {
-            "databases": f"{self.settings.warehouse_db}, {self.settings.airflow_db}",
-            "durable": "yes" if self.settings.postgres_durable else "no (POSTGRES_DURABLE=false)",
+            "databases": f"{s.warehouse_db}, {s.airflow_db}",
+            "roles": f"{s.postgres_user} (pipeline), {s.postgres_readonly_user} (stocklake sql), "
+            f"{s.airflow_db_user} (Airflow)",
+            "durable": "yes" if s.postgres_durable else "no (POSTGRES_DURABLE=false)",
         }
+        if self.embedded:
+            status.extra["passwords"] = _shown(s.postgres_passwords_file)
         if status.managed:
             status.extra["data_dir"] = str(self.data_dir)
         return status
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder when inside it (shorter in a table)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _traversable_by(user: str, path: Path) -> bool:

@@ -80,3 +80,29 @@ def test_missing_required_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert "S3_ENDPOINT_URL is not set" in str(error.value)
+
+
+def test_postgres_passwords_resolve_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """An empty password setting is the embedded stack's generated one (passwords.json);
+    a set one wins; every caller (DSN, SQLAlchemy URL) gets the same."""
+    monkeypatch.setenv("STATE_DIR", str(tmp_path))
+    for name in ("POSTGRES_PASSWORD", "POSTGRES_READONLY_PASSWORD", "AIRFLOW_DB_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.postgres_login() == (settings.postgres_user, "")
+    assert "password" not in settings.postgres_dsn()
+    (tmp_path / "postgres").mkdir()
+    settings.postgres_passwords_file.write_text(
+        '{"stocklake_warehouse": "w-generated", "stocklake_reader": "r generated",'
+        ' "airflow": "a/generated", "postgres": "s-generated"}'
+    )
+    assert settings.postgres_login("pipeline") == ("stocklake_warehouse", "w-generated")
+    assert settings.postgres_login("superuser") == ("postgres", "s-generated")
+    reader = settings.postgres_dsn(login="reader")
+    assert "user=stocklake_reader" in reader and "password='r generated'" in reader
+    assert settings.postgres_sqlalchemy_url("airflow", "airflow") == (
+        f"postgresql+psycopg://airflow:a%2Fgenerated@{settings.postgres_host}:"
+        f"{settings.postgres_port}/airflow"
+    )
+    monkeypatch.setenv("POSTGRES_PASSWORD", "set-by-me")
+    assert load_settings().postgres_login() == ("stocklake_warehouse", "set-by-me")

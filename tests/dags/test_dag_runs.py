@@ -34,6 +34,8 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
     from kafka.admin import KafkaAdminClient, NewTopic
     from psycopg import sql
 
+    from infra.postgres import Postgres
+
     tag = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
@@ -57,9 +59,9 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
             NewTopic(env["TOPIC_REALTIME"], num_partitions=3, replication_factor=1),
         ]
     )
-    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
-        for db in (env["WAREHOUSE_DB"], env["AIRFLOW_DB"]):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    # Provisioned as `stocklake up` provisions the stack's own: roles, owners, grants.
+    private = load_settings(WAREHOUSE_DB=env["WAREHOUSE_DB"], AIRFLOW_DB=env["AIRFLOW_DB"])
+    Postgres(private).provision()
     yield env
     admin.delete_topics([env["TOPIC_HISTORICAL"], env["TOPIC_REALTIME"]])
     admin.close()
@@ -68,7 +70,7 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
         for obj in page.get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=obj["Key"])
     s3.delete_bucket(Bucket=bucket)
-    with psycopg.connect(stack.postgres_dsn("postgres"), autocommit=True) as conn:
+    with psycopg.connect(stack.postgres_dsn("postgres", "superuser"), autocommit=True) as conn:
         for db in (env["WAREHOUSE_DB"], env["AIRFLOW_DB"]):
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
@@ -93,7 +95,7 @@ def task_states(env: dict[str, str], dag_id: str) -> dict[str, str | None]:
     import psycopg
 
     settings = load_settings(AIRFLOW_DB=env["AIRFLOW_DB"])
-    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"])) as conn:
+    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"], "airflow")) as conn:
         rows = conn.execute(
             """SELECT ti.task_id, ti.state FROM task_instance ti
                WHERE ti.dag_id = %s AND ti.run_id = (
@@ -107,7 +109,7 @@ def latest_run_id(env: dict[str, str], dag_id: str) -> str:
     import psycopg
 
     settings = load_settings(AIRFLOW_DB=env["AIRFLOW_DB"])
-    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"])) as conn:
+    with psycopg.connect(settings.postgres_dsn(env["AIRFLOW_DB"], "airflow")) as conn:
         ((run_id,),) = conn.execute(
             "SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1", (dag_id,)
         ).fetchall()

@@ -971,11 +971,10 @@ def test_postgres_init_creates_separate_roles_and_databases(stack) -> None:
         "STOCKLAKE_ROLES_SQL": str(DOCKER / "postgres" / "roles.sql"),
         "PGHOST": stack.postgres_host,
         "PGPORT": str(stack.postgres_port),
-        "POSTGRES_USER": stack.postgres_user,
-        "PGUSER": stack.postgres_user,
     }
-    if stack.postgres_password:
-        env["PGPASSWORD"] = stack.postgres_password
+    # The compose stack's init job runs as the superuser; so does this test of it.
+    superuser, password = stack.postgres_login("superuser")
+    env.update(POSTGRES_USER=superuser, PGUSER=superuser, PGPASSWORD=password)
 
     def query(sql: str) -> str:
         out = subprocess.run(

@@ -10,6 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from stocklake.settings import load_settings
 from tests.private_stack import cli, stack_env
 
 pytestmark = pytest.mark.services
@@ -27,13 +28,14 @@ def test_acknowledged_commits_survive_kill_9(tmp_path: Path) -> None:
     import psycopg
 
     env = stack_env(tmp_path / "state")
-    dsn = f"host=127.0.0.1 port={env['POSTGRES_PORT']} user=postgres dbname=stocklake"
+    # The pipeline's role, with the password `up` generates into the private state folder.
+    settings = load_settings(STATE_DIR=env["STATE_DIR"], POSTGRES_PORT=env["POSTGRES_PORT"])
     try:
         for attempt in range(5):
             up = cli(env, "up")
             assert up.returncode == 0, up.stdout + up.stderr
             pid = json.loads(cli(env, "status", "--json").stdout)[0]["pid"]
-            with psycopg.connect(dsn, autocommit=True) as conn:
+            with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
                 conn.execute("CREATE TABLE IF NOT EXISTS acknowledged (n int PRIMARY KEY)")
                 time.sleep(0.5)
                 conn.execute("INSERT INTO acknowledged VALUES (%s)", (attempt,))
@@ -41,7 +43,7 @@ def test_acknowledged_commits_survive_kill_9(tmp_path: Path) -> None:
                 _kill_9_server(pid)
         up = cli(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
-        with psycopg.connect(dsn) as conn:
+        with psycopg.connect(settings.postgres_dsn()) as conn:
             kept = [row[0] for row in conn.execute("SELECT n FROM acknowledged ORDER BY n")]
         assert kept == list(range(5)), f"acknowledged commits lost: kept only {kept}"
     finally:

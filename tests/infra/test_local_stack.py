@@ -98,7 +98,12 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
 
 def test_down_does_not_touch_services_it_did_not_start(tmp_path: Path, stack) -> None:
     """A stack pointed at already-running services reuses them and leaves them running."""
-    env = {**os.environ, "STATE_DIR": str(tmp_path / "other-state")}
+    # A server that is not ours: its logins are given, as for any other server.
+    env = {
+        **os.environ,
+        "STATE_DIR": str(tmp_path / "other-state"),
+        "POSTGRES_PASSWORD": stack.postgres_login("pipeline")[1],
+    }
     up = _cli(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     services = json.loads(_cli(env, "status", "--json").stdout)

@@ -41,7 +41,7 @@ def test_postgres_create_and_merge(stack: Settings) -> None:
 def test_both_databases_exist(stack: Settings) -> None:
     import psycopg
 
-    with psycopg.connect(stack.postgres_dsn("postgres")) as conn:
+    with psycopg.connect(stack.postgres_dsn()) as conn:
         names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
     assert {stack.warehouse_db, stack.airflow_db} <= names
 
