@@ -22,7 +22,15 @@ from cli.query_output import (
     render_vertical,
     widest_line,
 )
-from loaders import LoadError, LoadSummary, load_daily, load_realtime, local_run_id, run_query
+from loaders import (
+    LoadError,
+    LoadSummary,
+    SchemaNotFoundError,
+    load_daily,
+    load_realtime,
+    local_run_id,
+    run_query,
+)
 from stocklake.settings import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -80,7 +88,15 @@ def _summary_table(summary: LoadSummary) -> Table:
     ]
     for name, value in rows:
         table.add_row(name, str(value))
+    for dead in summary.dead_loads_failed:
+        table.add_row("earlier load marked failed", dead)
     return table
+
+
+def _no_such_schema(error: SchemaNotFoundError) -> typer.Exit:
+    """One line naming the schema; exit 2 like any other bad argument."""
+    err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
 
 
 def _run_load(
@@ -103,6 +119,8 @@ def _run_load(
             schema,
             pipeline_run_id=local_run_id("cli"),
         )
+    except SchemaNotFoundError as error:
+        raise _no_such_schema(error) from None
     except LoadError as error:
         if as_json:
             print(json.dumps(_summary_json(error.summary)))
@@ -229,15 +247,35 @@ def register(app: typer.Typer) -> None:
         max_rows: int = typer.Option(200, "--max-rows", min=1, help="Rows to print at most."),
         as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
         schema: str | None = typer.Option(None, "--schema", help=SCHEMA_HELP),
+        write: bool = typer.Option(
+            False,
+            "--write",
+            help="Run as the pipeline's role (PostgreSQL), which may change the warehouse "
+            "tables. Default: the read-only role, in a read-only transaction.",
+        ),
+        allow_multiple: bool = typer.Option(
+            False,
+            "--allow-multiple",
+            help="Allow several ';'-separated statements in one call (the last one's rows "
+            "are printed). Default: exactly one statement.",
+        ),
     ) -> None:
-        """Run one statement on the configured warehouse (PostgreSQL or Snowflake)."""
+        """Run one statement on the configured warehouse (PostgreSQL or Snowflake).
+
+        On PostgreSQL it runs as the read-only role (SELECT on the warehouse tables)
+        unless --write.
+        """
         if as_json and fmt not in (None, OutputFormat.json):
             raise typer.BadParameter(
                 f"--json and --format {fmt} contradict: give one", param_hint="--format"
             )
         settings = get_settings()
         try:
-            columns, rows = run_query(settings, statement, schema=schema)
+            columns, rows = run_query(
+                settings, statement, schema=schema, write=write, allow_multiple=allow_multiple
+            )
+        except SchemaNotFoundError as error:
+            raise _no_such_schema(error) from None
         except Exception as error:  # the database's own message is the useful part
             err_console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
             raise typer.Exit(1) from None

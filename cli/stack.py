@@ -15,6 +15,7 @@ from stocklake.settings import Settings, get_settings
 
 # Wide enough for endpoints when printed to a log or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _table(statuses: list[ServiceStatus]) -> Table:
@@ -49,6 +50,20 @@ def report_unlanded(settings: Settings) -> list[str]:
             fate = f"kept; {land} lands them" if kept else f"lost on stop: {land} first"
             lines.append(f"kafka: {topic} holds {count:,} records not landed yet ({fate})")
     return lines or ["kafka: no record of the pipeline topics waits to be landed"]
+
+
+def report_dead_loads(settings: Settings) -> list[str]:
+    """Lines naming the loads found dead (`running` rows of killed loads), now failed."""
+    from loaders import fail_dead_loads
+
+    try:
+        dead = fail_dead_loads(settings)
+    except Exception as error:
+        return [f"warehouse: could not check for interrupted loads ({error})"]
+    return [
+        f"warehouse: load {load.run_id} of {load.table_name} marked failed: {load.cause}"
+        for load in dead
+    ]
 
 
 def register(app: typer.Typer) -> None:
@@ -88,12 +103,20 @@ def register(app: typer.Typer) -> None:
     def status(
         as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     ) -> None:
-        """Each service's endpoint, health, PID and memory; exit 1 if any is down."""
-        statuses = LocalStack(get_settings()).status()
+        """Each service's endpoint, health, PID and memory; exit 1 if any is down.
+
+        Loads left `running` by a killed loader or server are marked failed on the way.
+        """
+        settings = get_settings()
+        statuses = LocalStack(settings).status()
         if as_json:
             print(statuses_json(statuses))
         else:
             console.print(_table(statuses))
+        postgres = next((s for s in statuses if s.name == "postgres"), None)
+        if postgres and postgres.healthy and settings.warehouse_kind == "postgres":
+            for line in report_dead_loads(settings):
+                (err_console if as_json else console).print(escape(line))
         if not all(s.healthy for s in statuses):
             raise typer.Exit(1)
 

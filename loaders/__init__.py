@@ -7,6 +7,7 @@ call `load_daily`, `load_realtime` and `run_query`.
 from loaders.load import (
     LoadError,
     LoadSummary,
+    fail_dead_loads,
     load_daily,
     load_realtime,
     load_table,
@@ -15,16 +16,19 @@ from loaders.load import (
 )
 from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS
 from loaders.transform import SchemaDriftError
-from loaders.warehouse import connect_warehouse
+from loaders.warehouse import DeadLoad, SchemaNotFoundError, connect_warehouse
 
 __all__ = [
     "DAILY_METRICS",
     "LOAD_AUDIT",
     "REALTIME_WINDOW_METRICS",
+    "DeadLoad",
     "LoadError",
     "LoadSummary",
     "SchemaDriftError",
+    "SchemaNotFoundError",
     "connect_warehouse",
+    "fail_dead_loads",
     "load_daily",
     "load_realtime",
     "load_table",

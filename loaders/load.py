@@ -7,6 +7,7 @@ These are the functions Airflow tasks and the CLI call:
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 import time
 import uuid
@@ -18,14 +19,14 @@ import pyarrow as pa
 import s3fs
 
 from loaders.source import lake_filesystem, list_source_partitions, read_partitions
-from loaders.tables import DAILY_METRICS, REALTIME_WINDOW_METRICS, WarehouseTable
+from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS, WarehouseTable
 from loaders.transform import (
     SourcePartition,
     dedupe_latest,
     reject_null_keys,
     select_partitions,
 )
-from loaders.warehouse import AuditRecord, Warehouse, connect_warehouse
+from loaders.warehouse import AuditRecord, DeadLoad, Warehouse, connect_warehouse
 from stocklake.settings import Settings
 
 
@@ -56,6 +57,8 @@ class LoadSummary:
     # The run that asked for the load: an Airflow DAG run id, or cli:<user>@<host>:<time>.
     pipeline_run_id: str = ""
     logical_date: datetime | None = None
+    # Earlier loads of the table found dead (killed loader or server) and marked failed.
+    dead_loads_failed: list[str] = field(default_factory=list)
 
     @property
     def rows_unchanged(self) -> int:
@@ -121,7 +124,7 @@ def load_table(
     summary, audit = _begin(table, mode, pipeline_run_id, logical_date)
     with connect_warehouse(settings, schema=schema) as warehouse:
         try:
-            warehouse.migrate()
+            _start_audited(warehouse, table, audit, summary)
             fs = fs or lake_filesystem(settings)
             partitions = list_source_partitions(fs, settings.lake_bucket, table)
             loaded = warehouse.loaded_partitions(table) if mode == "incremental" else None
@@ -152,6 +155,17 @@ def load_table(
     return summary
 
 
+def _start_audited(
+    warehouse: Warehouse, table: WarehouseTable, audit: AuditRecord, summary: LoadSummary
+) -> None:
+    """Migrate, fail the table's loads that died `running`, then commit this one's
+    `running` row before anything else: a killed load leaves it behind, never nothing."""
+    warehouse.migrate()
+    dead = warehouse.fail_dead_loads(table.name)
+    summary.dead_loads_failed = [f"{load.run_id}: {load.cause}" for load in dead]
+    warehouse.begin_load(audit)
+
+
 def _begin(
     table: WarehouseTable, mode: str, pipeline_run_id: str | None, logical_date: datetime | None
 ) -> tuple[LoadSummary, AuditRecord]:
@@ -171,6 +185,8 @@ def _begin(
         started_at=datetime.now(UTC),
         pipeline_run_id=summary.pipeline_run_id,
         logical_date=logical_date,
+        loader_host=socket.gethostname(),
+        loader_pid=os.getpid(),
     )
     return summary, audit
 
@@ -264,8 +280,33 @@ def load_realtime(
 
 
 def run_query(
-    settings: Settings, statement: str, schema: str | None = None
+    settings: Settings,
+    statement: str,
+    schema: str | None = None,
+    *,
+    write: bool = False,
+    allow_multiple: bool = False,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one statement on the configured warehouse: (column names, rows)."""
+    """Run one statement on the configured warehouse: (column names, rows).
+
+    PostgreSQL: as the read-only role in a read-only transaction, or as the pipeline's
+    role with `write`. More than one statement is refused unless `allow_multiple` (then
+    the last one's result is returned). A schema that does not exist raises
+    SchemaNotFoundError.
+    """
+    login = "pipeline" if write else "reader"
+    with connect_warehouse(settings, schema=schema, login=login) as warehouse:
+        return warehouse.query(statement, allow_multiple=allow_multiple, read_only=not write)
+
+
+def fail_dead_loads(settings: Settings, schema: str | None = None) -> list[DeadLoad]:
+    """Mark `failed` the loads left `running` by a killed loader or server (every table).
+
+    For `stocklake status`; a load does the same for its own table before it starts.
+    A warehouse without `load_audit` yet has none.
+    """
     with connect_warehouse(settings, schema=schema) as warehouse:
-        return warehouse.query(statement)
+        # Before migration 4 no load wrote a `running` row.
+        if "loader_pid" not in warehouse.table_columns(LOAD_AUDIT):
+            return []
+        return warehouse.fail_dead_loads()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,16 @@ from loaders.tables import (
     WarehouseTable,
     pending_migrations,
 )
-from loaders.warehouse import AuditRecord, MergeCounts, check_columns, fold_loaded_partitions
+from loaders.warehouse import (
+    AuditRecord,
+    DeadLoad,
+    MergeCounts,
+    SchemaNotFoundError,
+    WarehouseLogin,
+    check_columns,
+    fold_loaded_partitions,
+    process_gone,
+)
 from stocklake.settings import Settings
 
 # Rows per encoded COPY chunk: bounds the extra memory to a few tens of MB.
@@ -31,17 +41,30 @@ STAGE_BATCH_ROWS = 100_000
 class PostgresWarehouse:
     kind = "postgres"
 
-    def __init__(self, settings: Settings, schema: str = "public") -> None:
+    def __init__(
+        self, settings: Settings, schema: str = "public", login: WarehouseLogin = "pipeline"
+    ) -> None:
         self.settings = settings
         self.schema = schema
+        self.login = login
         self.conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
         # Autocommit outside explicit `transaction()` blocks, so every block is a real
         # BEGIN..COMMIT and never a savepoint inside some implicit transaction.
         conn = psycopg.connect(
-            self.settings.postgres_dsn(), autocommit=True, application_name="stocklake-loader"
+            self.settings.postgres_dsn(login=self.login),
+            autocommit=True,
+            application_name="stocklake-loader" if self.login == "pipeline" else "stocklake-sql",
         )
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+        if found.fetchone() is None:
+            conn.close()
+            raise SchemaNotFoundError(
+                f"schema {self.schema!r} does not exist in database {self.settings.warehouse_db}: "
+                "give an existing one (--schema, WAREHOUSE_SCHEMA); `stocklake up` creates "
+                "WAREHOUSE_SCHEMA on the embedded stack"
+            )
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
         return conn
 
@@ -95,9 +118,6 @@ class PostgresWarehouse:
             # Two loaders starting together must not both run the same DDL.
             self.conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", ("stocklake-migrate:" + self.schema,)
-            )
-            self.conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
             )
             self.conn.execute(self._create_sql(SCHEMA_MIGRATIONS))
             applied = {
@@ -156,7 +176,7 @@ class PostgresWarehouse:
             self.conn.execute(sql.SQL("ANALYZE {}").format(stage))
             loaded_at = datetime.now(UTC)
             counts = self._merge(table, stage, audit.run_id, loaded_at)
-            self._insert_audit(
+            self._write_audit(
                 audit.finished(
                     datetime.now(UTC),
                     status="succeeded",
@@ -241,27 +261,97 @@ class PostgresWarehouse:
         ).fetchone()
         return int(row[0]), int(row[1])
 
-    def _insert_audit(self, audit: AuditRecord) -> None:
+    def _write_audit(self, audit: AuditRecord) -> None:
+        """The load's audit row as `audit` says: inserted, or updated in place."""
         values = audit.values()
+        updates = [name for name in values if name != "run_id"]
         self.conn.execute(
-            sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (run_id) DO UPDATE SET {}").format(
                 self._name(LOAD_AUDIT),
                 sql.SQL(", ").join(map(sql.Identifier, values)),
                 sql.SQL(", ").join(sql.Placeholder(name) for name in values),
+                sql.SQL(", ").join(
+                    sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name)) for name in updates
+                ),
             ),
             values,
         )
+
+    def begin_load(self, audit: AuditRecord) -> None:
+        """Commit the `running` row, holding a session lock keyed by the load for as long
+        as this session lives: a killed loader or server frees it, and only then may
+        `fail_dead_loads` take the row for dead."""
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_lock(%s)", (load_lock_key(audit.run_id),))
+            self._write_audit(audit)
 
     def record_failure(self, audit: AuditRecord) -> None:
         if self.conn.closed or self.conn.broken:
             self.conn = self._connect()
         with self.conn.transaction():
-            self._insert_audit(audit)
+            self._write_audit(audit)
+
+    def fail_dead_loads(self, table_name: str | None = None) -> list[DeadLoad]:
+        """Mark `failed` every `running` load (of `table_name`, or all) whose session is gone."""
+        audit = self._name(LOAD_AUDIT)
+        rows = self.conn.execute(
+            sql.SQL(
+                "SELECT run_id, table_name, loader_host, loader_pid, started_at FROM {}"
+                " WHERE status = 'running' AND (%s::text IS NULL OR table_name = %s)"
+                " ORDER BY started_at"
+            ).format(audit),
+            (table_name, table_name),
+        ).fetchall()
+        (server_start,) = self.conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+        dead = []
+        for run_id, name, host, pid, started_at in rows:
+            with self.conn.transaction():
+                (free,) = self.conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (load_lock_key(run_id),)
+                ).fetchone()
+                if not free:
+                    continue  # its loader's session still holds the lock: still loading
+                cause = _dead_cause(host, pid, started_at, server_start)
+                marked = self.conn.execute(
+                    sql.SQL(
+                        "UPDATE {} SET status = 'failed', error = %s, finished_at = %s"
+                        " WHERE run_id = %s AND status = 'running'"
+                    ).format(audit),
+                    (cause, datetime.now(UTC), run_id),
+                )
+                if marked.rowcount:
+                    dead.append(DeadLoad(run_id, name, cause))
+        return dead
 
     # --- ad-hoc queries -------------------------------------------------------------
-    def query(self, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query(
+        self, statement: str, *, allow_multiple: bool = False, read_only: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run `statement`: one statement only (the server refuses more, through the
+        extended protocol) unless `allow_multiple`; the last result is returned."""
         with self.conn.transaction(), self.conn.cursor() as cursor:
-            cursor.execute(statement.encode())
+            if read_only:
+                cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute(statement.encode(), prepare=not allow_multiple)
+            while cursor.nextset():
+                pass
             if cursor.description is None:
                 return [], []
             return [column.name for column in cursor.description], cursor.fetchall()
+
+
+def load_lock_key(run_id: str) -> int:
+    """The advisory lock (a signed 64-bit key) a load's session holds while it runs."""
+    digest = hashlib.blake2b(f"stocklake-load:{run_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _dead_cause(
+    host: str | None, pid: int | None, started_at: datetime, server_start: datetime
+) -> str:
+    """Why a load whose session is gone never finished, as far as can be told."""
+    gone = process_gone(host, pid)
+    if server_start > started_at:
+        restarted = f"interrupted: PostgreSQL restarted at {server_start:%Y-%m-%d %H:%M:%S %Z}"
+        return restarted + (f"; {gone}" if gone else "")
+    return gone or f"interrupted: its database session ended (pid {pid} on host {host})"

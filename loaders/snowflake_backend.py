@@ -25,7 +25,15 @@ from loaders.tables import (
     WarehouseTable,
     pending_migrations,
 )
-from loaders.warehouse import AuditRecord, MergeCounts, check_columns, fold_loaded_partitions
+from loaders.warehouse import (
+    AuditRecord,
+    DeadLoad,
+    MergeCounts,
+    SchemaNotFoundError,
+    check_columns,
+    fold_loaded_partitions,
+    stale_cause,
+)
 from stocklake.settings import Settings
 
 
@@ -58,6 +66,14 @@ class SnowflakeWarehouse:
         self.conn = snowflake.connector.connect(
             **{key: value for key, value in params.items() if value}
         )
+        # Snowflake connects even when the schema does not exist, with none in use.
+        if self._execute("SELECT CURRENT_SCHEMA()").fetchone()[0] is None:
+            self.conn.close()
+            raise SchemaNotFoundError(
+                f"schema {self.schema!r} does not exist in Snowflake database "
+                f"{settings.snowflake_database}: give an existing one (--schema, "
+                "SNOWFLAKE_SCHEMA)"
+            )
 
     def __enter__(self) -> SnowflakeWarehouse:
         return self
@@ -152,7 +168,7 @@ class SnowflakeWarehouse:
         self._execute("BEGIN TRANSACTION")
         try:
             counts = self._merge(table, stage)
-            self._insert_audit(
+            self._write_audit(
                 audit.finished(
                     datetime.now(UTC),
                     status="succeeded",
@@ -229,15 +245,67 @@ class SnowflakeWarehouse:
             params,
         )
 
-    def record_failure(self, audit: AuditRecord) -> None:
+    def _write_audit(self, audit: AuditRecord) -> None:
+        """The load's audit row as `audit` says (run inside the caller's transaction)."""
+        self._execute(f"DELETE FROM {LOAD_AUDIT.name} WHERE run_id = ?", (audit.run_id,))
         self._insert_audit(audit)
 
+    def begin_load(self, audit: AuditRecord) -> None:
+        """Commit the `running` row (autocommit) before the load does anything else."""
+        self._insert_audit(audit)
+
+    def record_failure(self, audit: AuditRecord) -> None:
+        self._execute("BEGIN TRANSACTION")
+        try:
+            self._write_audit(audit)
+            self._execute("COMMIT")
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+
+    def fail_dead_loads(self, table_name: str | None = None) -> list[DeadLoad]:
+        """Mark `failed` the `running` loads (of `table_name`, or all) known to be gone:
+        their process ran on this host and has exited, or they began too long ago."""
+        rows = self._execute(
+            "SELECT run_id, table_name, loader_host, loader_pid, started_at"
+            f" FROM {LOAD_AUDIT.name} WHERE status = 'running'"
+            + (" AND table_name = ?" if table_name else "")
+            + " ORDER BY started_at",
+            (table_name,) if table_name else None,
+        ).fetchall()
+        now = datetime.now(UTC)
+        dead = []
+        for run_id, name, host, pid, started_at in rows:
+            cause = stale_cause(host, None if pid is None else int(pid), started_at, now)
+            if cause is None:
+                continue
+            self._execute(
+                f"UPDATE {LOAD_AUDIT.name} SET status = 'failed', error = ?,"
+                " finished_at = CAST(? AS TIMESTAMP_TZ) WHERE run_id = ? AND status = 'running'",
+                (cause, _ts(now), run_id),
+            )
+            dead.append(DeadLoad(run_id, name, cause))
+        return dead
+
     # --- ad-hoc queries -------------------------------------------------------------
-    def query(self, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def query(
+        self, statement: str, *, allow_multiple: bool = False, read_only: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run `statement` with the configured role (`read_only` is that role's business
+        here); one statement unless `allow_multiple`, the last result returned."""
         cursor = self.conn.cursor()
-        cursor.execute(statement)
-        if not cursor.description:
-            return [], []
-        return [column.name for column in cursor.description], [
-            tuple(row) for row in cursor.fetchall()
-        ]
+        if allow_multiple:
+            cursor.execute(statement, num_statements=0)
+        else:
+            cursor.execute(statement)
+        result = _result(cursor)
+        # Snowflake's nextset() resets the cursor first: only after a multi-statement call.
+        while allow_multiple and cursor.nextset():
+            result = _result(cursor)
+        return result
+
+
+def _result(cursor: Any) -> tuple[list[str], list[tuple[Any, ...]]]:
+    if not cursor.description:
+        return [], []
+    return [column.name for column in cursor.description], [tuple(row) for row in cursor.fetchall()]

@@ -48,6 +48,10 @@ AUDIT_COLUMNS: Columns = (
     ("pipeline_run_id", "string"),
     ("logical_date", "timestamp"),
     ("duration_seconds", "double"),
+    # Migration 4: where the loading process runs, so a `running` row whose process is
+    # gone can be marked `failed` by the next load or by `stocklake status`.
+    ("loader_host", "string"),
+    ("loader_pid", "long"),
 )
 
 MIGRATION_COLUMNS: Columns = (
@@ -216,6 +220,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             AddColumn(LOAD_AUDIT, "pipeline_run_id"),
             AddColumn(LOAD_AUDIT, "logical_date"),
             AddColumn(LOAD_AUDIT, "duration_seconds"),
+        ),
+    ),
+    Migration(
+        version=4,
+        description="load_audit: loader_host and loader_pid (a running row's process)",
+        steps=(
+            AddColumn(LOAD_AUDIT, "loader_host"),
+            AddColumn(LOAD_AUDIT, "loader_pid"),
         ),
     ),
 )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
@@ -15,6 +17,19 @@ from stocklake.settings import Settings
 
 class WarehouseError(RuntimeError):
     """The warehouse is not in the shape the loader needs; the message says what to do."""
+
+
+class SchemaNotFoundError(WarehouseError):
+    """The schema asked for (`--schema`, WAREHOUSE_SCHEMA, SNOWFLAKE_SCHEMA) does not exist."""
+
+
+# Who a warehouse connection logs in as: the pipeline's role, or `stocklake sql`'s
+# read-only one (PostgreSQL; Snowflake has the one configured user).
+WarehouseLogin = Literal["pipeline", "reader"]
+
+# Without a session lock to ask (Snowflake), a `running` load on another host is
+# taken for dead only after this long.
+RUNNING_LOAD_STALE_AFTER = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,8 @@ class AuditRecord:
     pipeline_run_id: str | None = None
     logical_date: datetime | None = None
     duration_seconds: float | None = None
+    loader_host: str | None = None
+    loader_pid: int | None = None
 
     def values(self) -> dict[str, Any]:
         """Column values in `load_audit`'s order, ready to bind."""
@@ -65,6 +82,8 @@ class AuditRecord:
             "pipeline_run_id": self.pipeline_run_id,
             "logical_date": self.logical_date,
             "duration_seconds": self.duration_seconds,
+            "loader_host": self.loader_host,
+            "loader_pid": self.loader_pid,
         }
         assert tuple(row) == LOAD_AUDIT.column_names
         return row
@@ -75,13 +94,58 @@ class AuditRecord:
         return replace(self, finished_at=at, duration_seconds=duration, **changes)
 
 
+@dataclass(frozen=True)
+class DeadLoad:
+    """A `running` audit row whose load is gone, now marked `failed` with `cause`."""
+
+    run_id: str
+    table_name: str
+    cause: str
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def process_gone(host: str | None, pid: int | None) -> str | None:
+    """The cause when the loading process is known to be gone: it ran here and has exited."""
+    if host == socket.gethostname() and pid is not None and not pid_alive(pid):
+        return f"load process gone (pid {pid} on host {host})"
+    return None
+
+
+def stale_cause(
+    host: str | None, pid: int | None, started_at: datetime, now: datetime
+) -> str | None:
+    """Snowflake's rule (no session lock to ask): gone here, or running for too long."""
+    gone = process_gone(host, pid)
+    if gone or now - started_at < RUNNING_LOAD_STALE_AFTER:
+        return gone
+    hours = RUNNING_LOAD_STALE_AFTER.total_seconds() / 3600
+    return f"interrupted: still running after {hours:.0f} h (pid {pid} on host {host})"
+
+
 class Warehouse(Protocol):
     """What a load needs from a warehouse. Each backend keeps these guarantees:
 
     - `migrate` is idempotent and safe to run before every load;
-    - `write_load` stages the rows in bulk, merges them into the table and inserts the
-      audit row in ONE transaction: on any error nothing of it is visible;
-    - `record_failure` writes a failed audit row in its own transaction.
+    - `begin_load` commits the load's `running` audit row before anything else happens;
+    - `write_load` stages the rows in bulk, merges them into the table and marks the
+      audit row `succeeded` in ONE transaction: on any error nothing of it is visible;
+    - `record_failure` marks the audit row `failed` in its own transaction;
+    - `fail_dead_loads` marks `failed` the `running` rows whose load is gone (killed
+      process or server), with the cause when known.
     """
 
     kind: str
@@ -92,13 +156,19 @@ class Warehouse(Protocol):
 
     def loaded_partitions(self, table: WarehouseTable) -> dict[str, str]: ...
 
+    def begin_load(self, audit: AuditRecord) -> None: ...
+
     def write_load(
         self, table: WarehouseTable, rows: pa.Table, audit: AuditRecord
     ) -> MergeCounts: ...
 
     def record_failure(self, audit: AuditRecord) -> None: ...
 
-    def query(self, statement: str) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+    def fail_dead_loads(self, table_name: str | None = None) -> list[DeadLoad]: ...
+
+    def query(
+        self, statement: str, *, allow_multiple: bool = False, read_only: bool = False
+    ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
     def close(self) -> None: ...
 
@@ -137,11 +207,13 @@ def check_columns(found: dict[str, dict[str, str]], backend: str) -> None:
             )
 
 
-def connect_warehouse(settings: Settings, schema: str | None = None) -> Warehouse:
-    """The configured warehouse (settings.warehouse_kind), connected.
+def connect_warehouse(
+    settings: Settings, schema: str | None = None, login: WarehouseLogin = "pipeline"
+) -> Warehouse:
+    """The configured warehouse (settings.warehouse_kind), connected as `login`.
 
     `schema`: PostgreSQL schema to use (default WAREHOUSE_SCHEMA); for Snowflake the
-    schema is SNOWFLAKE_SCHEMA unless given here.
+    schema is SNOWFLAKE_SCHEMA unless given here. It must exist: SchemaNotFoundError.
     """
     if settings.warehouse_kind == "snowflake":
         from loaders.snowflake_backend import SnowflakeWarehouse
@@ -149,4 +221,4 @@ def connect_warehouse(settings: Settings, schema: str | None = None) -> Warehous
         return SnowflakeWarehouse(settings, schema=schema)
     from loaders.postgres_backend import PostgresWarehouse
 
-    return PostgresWarehouse(settings, schema=schema or settings.warehouse_schema)
+    return PostgresWarehouse(settings, schema=schema or settings.warehouse_schema, login=login)

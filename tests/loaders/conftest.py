@@ -6,9 +6,13 @@ fakesnow (in-process, DuckDB underneath). Both are cleaned up afterwards.
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,8 +21,9 @@ import pytest
 import s3fs
 from psycopg import sql
 
+from infra.postgres_roles import create_warehouse_schema
 from loaders.tables import WarehouseTable
-from loaders.warehouse import connect_warehouse
+from loaders.warehouse import AuditRecord, connect_warehouse
 from stocklake.settings import Settings, load_settings
 from tests.loaders.data import TestLake
 
@@ -79,9 +84,41 @@ class Backend:
         return [dict(zip([c.lower() for c in columns], row, strict=True)) for row in rows]
 
 
+def abandoned_load(
+    backend: Backend,
+    table: WarehouseTable,
+    pid: int,
+    host: str | None = None,
+    started_at: datetime | None = None,
+) -> str:
+    """A load that committed its `running` row, then its process (and session) vanished."""
+    audit = AuditRecord(
+        run_id=uuid.uuid4().hex,
+        table_name=table.name,
+        load_mode="incremental",
+        source_partitions={},
+        started_at=started_at or datetime.now(UTC),
+        loader_host=host or socket.gethostname(),
+        loader_pid=pid,
+    )
+    with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
+        warehouse.migrate()
+        warehouse.begin_load(audit)
+    return audit.run_id
+
+
+def exited_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def _postgres(lake: TestLake) -> Iterator[Backend]:
     schema = f"loaders_{uuid.uuid4().hex[:12]}"
     settings = load_settings(LAKE_BUCKET=lake.bucket, WAREHOUSE="postgres")
+    # Provisioned as `stocklake up` provisions WAREHOUSE_SCHEMA: the pipeline's role
+    # owns it and cannot create schemas itself.
+    create_warehouse_schema(settings, schema)
     try:
         yield Backend("postgres", settings, schema)
     finally:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from datetime import UTC, date, datetime
+import socket
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from loaders import DAILY_METRICS, REALTIME_WINDOW_METRICS, LoadError, load_daily, load_realtime
+from loaders import (
+    DAILY_METRICS,
+    REALTIME_WINDOW_METRICS,
+    LoadError,
+    fail_dead_loads,
+    load_daily,
+    load_realtime,
+)
 from loaders.tables import LOAD_AUDIT, MANAGED_TABLES
 from loaders.warehouse import connect_warehouse
 from stocklake.lake import processed_historical_prefix
-from tests.loaders.conftest import Backend
+from tests.loaders.conftest import Backend, abandoned_load, exited_pid
 from tests.loaders.data import (
     TestLake,
     arrow_rows,
@@ -109,6 +118,49 @@ def test_audit_links_each_load_to_its_pipeline_run(backend: Backend, lake: TestL
     for audit in (succeeded, failed):
         took = (audit["finished_at"] - audit["started_at"]).total_seconds()
         assert audit["duration_seconds"] == pytest.approx(took, abs=0.01)
+
+
+def test_a_load_whose_process_is_gone_is_marked_failed_by_the_next_load(
+    backend: Backend, lake: TestLake
+) -> None:
+    pid = exited_pid()
+    daily_run = abandoned_load(backend, DAILY_METRICS, pid)
+    windows_run = abandoned_load(backend, REALTIME_WINDOW_METRICS, pid)
+    lake.put_daily(daily_metrics("2020-12-31", "2020-12-31"))
+
+    summary = load_daily(backend.settings, schema=backend.schema)
+
+    cause = f"load process gone (pid {pid} on host {socket.gethostname()})"
+    assert summary.dead_loads_failed == [f"{daily_run}: {cause}"]
+    dead, loaded = backend.audit(DAILY_METRICS)
+    assert (dead["run_id"], dead["status"], dead["error"]) == (daily_run, "failed", cause)
+    assert (loaded["status"], loaded["loader_pid"]) == ("succeeded", os.getpid())
+    # Another table's dead load waits for that table's next load, or `stocklake status`.
+    assert [a["status"] for a in backend.audit(REALTIME_WINDOW_METRICS)] == ["running"]
+    (found,) = fail_dead_loads(backend.settings, schema=backend.schema)
+    assert (found.run_id, found.table_name, found.cause) == (
+        windows_run,
+        REALTIME_WINDOW_METRICS.name,
+        cause,
+    )
+    assert [a["status"] for a in backend.audit(REALTIME_WINDOW_METRICS)] == ["failed"]
+
+
+def test_snowflake_takes_a_load_on_another_host_for_dead_only_when_stale(
+    backend: Backend,
+) -> None:
+    if backend.kind == "postgres":
+        pytest.skip("PostgreSQL asks the loader's session lock instead (test_killed_load.py)")
+    now = datetime.now(UTC)
+    recent = abandoned_load(backend, DAILY_METRICS, 1, "elsewhere", now - timedelta(hours=1))
+    stale = abandoned_load(backend, DAILY_METRICS, 1, "elsewhere", now - timedelta(hours=7))
+
+    (dead,) = fail_dead_loads(backend.settings, schema=backend.schema)
+
+    assert dead.run_id == stale
+    assert dead.cause == "interrupted: still running after 6 h (pid 1 on host elsewhere)"
+    statuses = {a["run_id"]: a["status"] for a in backend.audit(DAILY_METRICS)}
+    assert statuses == {recent: "running", stale: "failed"}
 
 
 def test_changed_partition_updates_only_changed_rows(backend: Backend, lake: TestLake) -> None:
@@ -288,14 +340,14 @@ def test_failure_inside_the_transaction_leaves_the_table_unchanged(
         from loaders.postgres_backend import PostgresWarehouse as Warehouse
     else:
         from loaders.snowflake_backend import SnowflakeWarehouse as Warehouse
-    original = Warehouse._insert_audit
+    original = Warehouse._write_audit
 
     def failing(self, audit):
         if audit.status == "succeeded":
             raise RuntimeError("audit table unavailable")
         return original(self, audit)
 
-    monkeypatch.setattr(Warehouse, "_insert_audit", failing)
+    monkeypatch.setattr(Warehouse, "_write_audit", failing)
     with pytest.raises(LoadError, match="audit table unavailable"):
         load_daily(backend.settings, schema=backend.schema)
 
@@ -327,11 +379,12 @@ def test_migration_3_adds_the_run_columns_to_an_older_load_audit(
     before = load_daily(backend.settings, schema=backend.schema)
     # Turn the warehouse back into one migrated up to version 2, holding a load.
     with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
-        for column in ("pipeline_run_id", "logical_date", "duration_seconds"):
+        added = ("pipeline_run_id", "logical_date", "duration_seconds")
+        for column in (*added, "loader_host", "loader_pid"):
             warehouse.query(f"ALTER TABLE load_audit DROP COLUMN {column}")
-        warehouse.query("DELETE FROM schema_migrations WHERE version = 3")
+        warehouse.query("DELETE FROM schema_migrations WHERE version >= 3")
 
-        assert warehouse.migrate() == [3]
+        assert warehouse.migrate() == [3, 4]
         assert list(warehouse.table_columns(LOAD_AUDIT)) == list(LOAD_AUDIT.column_names)
     (old,) = backend.audit(DAILY_METRICS)
     assert (old["run_id"], old["status"]) == (before.run_id, "succeeded")
@@ -345,7 +398,7 @@ def test_migration_3_adds_the_run_columns_to_an_older_load_audit(
 
 def test_migrations_are_idempotent_and_match_the_definitions(backend: Backend) -> None:
     with connect_warehouse(backend.settings, schema=backend.schema) as warehouse:
-        assert warehouse.migrate() == [1, 2, 3]
+        assert warehouse.migrate() == [1, 2, 3, 4]
         assert warehouse.migrate() == []
         for table in MANAGED_TABLES:
             assert list(warehouse.table_columns(table)) == list(table.column_names)

@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from loaders import DAILY_METRICS
 from stocklake.settings import get_settings
-from tests.loaders.conftest import Backend
+from tests.loaders.conftest import Backend, abandoned_load, exited_pid
 from tests.loaders.data import TestLake, daily_metrics, window_metrics
 
 pytestmark = pytest.mark.services
@@ -162,3 +163,50 @@ def test_bad_input_exits_non_zero_with_a_reason(cli: CliRunner, lake: TestLake) 
     assert backwards.exit_code != 0 and "after" in backwards.output
     bad_sql = cli.invoke(app, ["sql", "SELECT * FROM no_such_table"])
     assert bad_sql.exit_code == 1 and "no_such_table" in bad_sql.output
+
+
+def test_sql_is_read_only_and_one_statement_unless_asked(cli: CliRunner, lake: TestLake) -> None:
+    lake.put_daily(daily_metrics("2020-12-31", "2020-12-31"))
+    assert cli.invoke(app, ["load", "daily"]).exit_code == 0
+    count = "SELECT COUNT(*) AS n FROM daily_metrics"
+
+    program = cli.invoke(app, ["sql", "COPY (SELECT 1) TO PROGRAM 'id'"])
+    assert program.exit_code == 1 and "pg_execute_server_program" in program.output
+    read_file = cli.invoke(app, ["sql", "SELECT pg_read_file('/etc/hostname')"])
+    assert read_file.exit_code == 1, read_file.output
+    assert "permission denied for function pg_read_file" in read_file.output
+    delete = cli.invoke(app, ["sql", "DELETE FROM daily_metrics"])
+    assert delete.exit_code == 1 and "read-only transaction" in delete.output
+    two = cli.invoke(app, ["sql", f"{count}; DELETE FROM daily_metrics"])
+    assert two.exit_code == 1 and "multiple commands" in two.output
+    # Several statements only when asked, and still as the read-only role.
+    both = cli.invoke(app, ["sql", "SELECT 1 AS a; SELECT 2 AS b", "--allow-multiple", "--json"])
+    assert json.loads(both.output) == [{"b": 2}]
+    escape = "COMMIT; BEGIN READ WRITE; DELETE FROM daily_metrics"
+    denied = cli.invoke(app, ["sql", escape, "--allow-multiple"])
+    assert denied.exit_code == 1 and "permission denied for table daily_metrics" in denied.output
+    assert json.loads(cli.invoke(app, ["sql", count, "--json"]).output) == [{"n": 4}]
+    # --write is the pipeline's role.
+    written = cli.invoke(app, ["sql", "DELETE FROM daily_metrics WHERE symbol = 'AAPL'", "--write"])
+    assert written.exit_code == 0, written.output
+    assert json.loads(cli.invoke(app, ["sql", count, "--json"]).output) == [{"n": 3}]
+
+
+def test_schema_must_exist(cli: CliRunner, lake: TestLake) -> None:
+    for args in (["sql", "SELECT 1"], ["load", "daily"]):
+        result = cli.invoke(app, [*args, "--schema", "nonexistent"])
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.splitlines()
+        assert line.startswith("error: schema 'nonexistent' does not exist in database ")
+
+
+def test_status_marks_loads_whose_process_is_gone_failed(cli: CliRunner, postgres: Backend) -> None:
+    pid = exited_pid()
+    run_id = abandoned_load(postgres, DAILY_METRICS, pid)
+
+    status = cli.invoke(app, ["status"])
+
+    assert f"load {run_id} of daily_metrics marked failed: load process gone (pid {pid}" in (
+        status.output
+    )
+    assert [a["status"] for a in postgres.audit(DAILY_METRICS)] == ["failed"]
