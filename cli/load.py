@@ -277,7 +277,10 @@ def register(app: typer.Typer) -> None:
         except SchemaNotFoundError as error:
             raise _no_such_schema(error) from None
         except Exception as error:  # the database's own message is the useful part
-            err_console.print(f"[red]error:[/red] {type(error).__name__}: {error}")
+            hint = ""
+            if "multiple commands" in str(error):
+                hint = " (one statement per call: --allow-multiple runs several)"
+            err_console.print(f"[red]error:[/red] {type(error).__name__}: {error}{hint}")
             raise typer.Exit(1) from None
         chosen = OutputFormat.json if as_json else (fmt or OutputFormat.table)
         _print_rows(columns, rows, chosen, max_rows, max_width)

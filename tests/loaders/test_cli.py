@@ -178,7 +178,7 @@ def test_sql_is_read_only_and_one_statement_unless_asked(cli: CliRunner, lake: T
     delete = cli.invoke(app, ["sql", "DELETE FROM daily_metrics"])
     assert delete.exit_code == 1 and "read-only transaction" in delete.output
     two = cli.invoke(app, ["sql", f"{count}; DELETE FROM daily_metrics"])
-    assert two.exit_code == 1 and "multiple commands" in two.output
+    assert two.exit_code == 1 and "one statement per call: --allow-multiple" in two.output
     # Several statements only when asked, and still as the read-only role.
     both = cli.invoke(app, ["sql", "SELECT 1 AS a; SELECT 2 AS b", "--allow-multiple", "--json"])
     assert json.loads(both.output) == [{"b": 2}]
