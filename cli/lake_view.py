@@ -189,6 +189,32 @@ def _ls(settings: Settings, prefix: str, depth: int, objects: bool) -> None:
     console.print(render_tree(settings.lake_bucket, prefix, summarise(sized, prefix, depth)))
 
 
+def _report_warehouse(settings) -> None:
+    """Rows per managed table and the example queries; says so when nothing is loaded yet."""
+    from loaders import run_query
+    from loaders.tables import MANAGED_TABLES
+
+    counts = Table(title=f"warehouse ({settings.warehouse_kind}): rows per table")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    try:
+        for table in MANAGED_TABLES:
+            _, rows = run_query(settings, f"SELECT COUNT(*) FROM {table.name}")
+            counts.add_row(table.name, str(rows[0][0]))
+    except Exception as error:  # the backends raise their own driver's errors
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        console.print(
+            f"warehouse ({settings.warehouse_kind}): no tables to report ({first_line}); "
+            "nothing has been loaded yet: `stocklake load daily` or `make run` creates them"
+        )
+        return
+    console.print(counts)
+    for title, statement in EXAMPLE_QUERIES:
+        columns, rows = run_query(settings, statement)
+        console.print(f"[bold]{title}[/bold]: {statement}")
+        console.print(_query_table(title, columns, rows))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ls")
     def ls(
@@ -207,8 +233,6 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report() -> None:
         """What the lake and the warehouse hold: records per zone, tree, tables, examples."""
-        from loaders import run_query
-        from loaders.tables import MANAGED_TABLES
 
         settings = get_settings()
         zones = Table(title=f"lake s3://{settings.lake_bucket}: records per zone")
@@ -228,15 +252,4 @@ def register(app: typer.Typer) -> None:
         objects = _list(settings, "")
         console.print(render_tree(settings.lake_bucket, "", summarise(objects, "", 5)))
 
-        counts = Table(title=f"warehouse ({settings.warehouse_kind}): rows per table")
-        counts.add_column("table")
-        counts.add_column("rows", justify="right")
-        for table in MANAGED_TABLES:
-            _, rows = run_query(settings, f"SELECT COUNT(*) FROM {table.name}")
-            counts.add_row(table.name, str(rows[0][0]))
-        console.print(counts)
-
-        for title, statement in EXAMPLE_QUERIES:
-            columns, rows = run_query(settings, statement)
-            console.print(f"[bold]{title}[/bold]: {statement}")
-            console.print(_query_table(title, columns, rows))
+        _report_warehouse(settings)
