@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any, Literal, Protocol
 import pyarrow as pa
 
 from loaders.tables import LOAD_AUDIT, MANAGED_TABLES, WarehouseTable
+from stocklake.processes import pid_alive
 from stocklake.settings import Settings
 
 
@@ -101,21 +101,6 @@ class DeadLoad:
     run_id: str
     table_name: str
     cause: str
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists on this host (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def process_gone(host: str | None, pid: int | None) -> str | None:
