@@ -7,21 +7,12 @@ import shutil
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from stocklake.settings import load_settings
-from tests.private_stack import cli, stack_env
+from tests.private_stack import cli, kill_9_tree, stack_env
 
 pytestmark = pytest.mark.services
-
-
-def _kill_9_server(pid: int) -> None:
-    server = psutil.Process(pid)
-    family = [server, *server.children(recursive=True)]
-    for process in family:
-        process.kill()
-    psutil.wait_procs(family, timeout=10)
 
 
 def test_acknowledged_commits_survive_kill_9(tmp_path: Path) -> None:
@@ -40,7 +31,7 @@ def test_acknowledged_commits_survive_kill_9(tmp_path: Path) -> None:
                 time.sleep(0.5)
                 conn.execute("INSERT INTO acknowledged VALUES (%s)", (attempt,))
                 # Acknowledged: the server dies at once, before any background flush.
-                _kill_9_server(pid)
+                kill_9_tree(pid)
         up = cli(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
         with psycopg.connect(settings.postgres_dsn()) as conn:

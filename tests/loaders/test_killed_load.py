@@ -15,7 +15,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pyarrow.compute as pc
 import pytest
 import s3fs
@@ -24,7 +23,7 @@ from loaders import DAILY_METRICS, fail_dead_loads, load_daily
 from stocklake.settings import load_settings
 from tests.loaders.conftest import Backend
 from tests.loaders.data import TestLake, canonical_rows, daily_metrics
-from tests.private_stack import cli, stack_env
+from tests.private_stack import cli, kill_9_tree, stack_env
 
 pytestmark = pytest.mark.services
 
@@ -179,14 +178,6 @@ def _wait_for(marker: Path, child: subprocess.Popen, timeout: float = 60) -> Non
         time.sleep(0.05)
 
 
-def _kill_9_server(pid: int) -> None:
-    server = psutil.Process(pid)
-    family = [server, *server.children(recursive=True)]
-    for process in family:
-        process.kill()
-    psutil.wait_procs(family, timeout=10)
-
-
 def test_load_interrupted_by_a_killed_postgres_is_marked_failed_after_up(tmp_path: Path) -> None:
     env = stack_env(tmp_path / "state", KAFKA_STORAGE="memory", WAREHOUSE="postgres")
     keys = ("STATE_DIR", "POSTGRES_PORT", "S3_ENDPOINT_URL", "WAREHOUSE")
@@ -199,7 +190,7 @@ def test_load_interrupted_by_a_killed_postgres_is_marked_failed_after_up(tmp_pat
         schema = settings.warehouse_schema
         child = _start_child("pause-in-copy", schema, settings.lake_bucket, tmp_path, env)
         _wait_for(tmp_path / "copying", child)
-        _kill_9_server(json.loads(cli(env, "status", "--json").stdout)[0]["pid"])
+        kill_9_tree(json.loads(cli(env, "status", "--json").stdout)[0]["pid"])
         (tmp_path / "go").touch()
         _, stderr = child.communicate(timeout=120)
         # The loader saw the server go and could not record its own failure.

@@ -154,3 +154,68 @@ def land_cli(settings: Settings, *args: str, **popen: object) -> subprocess.Pope
 
 
 CRASH_DRIVER = Path(__file__).with_name("crash_driver.py")
+
+
+class PrivateBroker:
+    """A Tansu broker of our own on a free port, started at once.
+
+    Memory storage by default (a restart comes back empty); with `s3_bucket` its log
+    lives in that bucket of `settings`' S3 endpoint, so `stop()` then `start()` keeps it.
+    """
+
+    def __init__(self, settings: Settings | None = None, s3_bucket: str | None = None) -> None:
+        from infra.local_stack import tansu_binary
+        from tests.private_stack import free_port
+
+        self.port = free_port()
+        url = f"tcp://127.0.0.1:{self.port}"
+        storage = f"s3://{s3_bucket}/" if s3_bucket else "memory://tansu/"
+        self.command = [
+            str(tansu_binary()), "broker", "--listener-url", url,
+            "--advertised-listener-url", url, "--storage-engine", storage,
+        ]  # fmt: skip
+        self.env = dict(os.environ)
+        if s3_bucket:
+            assert settings is not None, "an S3-backed broker needs the S3 settings"
+            self.env |= {
+                "AWS_ENDPOINT": settings.s3_endpoint_url,
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_ACCESS_KEY_ID": settings.s3_access_key,
+                "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key,
+                "AWS_DEFAULT_REGION": settings.s3_region,
+            }
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        import socket
+        import time
+
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("private Tansu broker did not start")
+
+    def pause(self, seconds: float) -> None:
+        import signal
+        import threading
+
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        threading.Timer(seconds, os.kill, (self.process.pid, signal.SIGCONT)).start()
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None

@@ -7,10 +7,6 @@ records still in Kafka. The fetch high watermark is right.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,55 +14,19 @@ import pytest
 
 from stocklake.settings import Settings
 from streaming import RetryPolicy, land
-from tests.private_stack import free_port
-from tests.streaming.conftest import Lake, create_topic, produce, s3_client, unique
+from tests.streaming.conftest import (
+    Lake,
+    PrivateBroker,
+    create_topic,
+    produce,
+    s3_client,
+    unique,
+)
 from tests.streaming.records import assert_exactly_once, good_ticks
 
 pytestmark = pytest.mark.services
 
 RECORDS = 92_000
-
-
-class S3Broker:
-    """A Tansu broker of our own whose log lives in a private bucket of the shared S3."""
-
-    def __init__(self, settings: Settings, bucket: str) -> None:
-        from infra.local_stack import tansu_binary
-
-        self.port = free_port()
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.command = [
-            str(tansu_binary()), "broker", "--listener-url", url,
-            "--advertised-listener-url", url, "--storage-engine", f"s3://{bucket}/",
-        ]  # fmt: skip
-        self.env = {
-            **os.environ,
-            "AWS_ENDPOINT": settings.s3_endpoint_url,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_ACCESS_KEY_ID": settings.s3_access_key,
-            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key,
-            "AWS_DEFAULT_REGION": settings.s3_region,
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("private Tansu broker did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
 
 
 def empty_bucket(client, bucket: str) -> None:
@@ -77,13 +37,12 @@ def empty_bucket(client, bucket: str) -> None:
 
 
 @pytest.fixture
-def s3_broker(lake: Lake) -> Iterator[tuple[S3Broker, Settings]]:
+def s3_broker(lake: Lake) -> Iterator[tuple[PrivateBroker, Settings]]:
     """A running S3-backed broker, and the lake's settings pointing at it."""
     bucket = unique("tansu-log").lower()
     client = s3_client(lake.settings)
     client.create_bucket(Bucket=bucket)
-    broker = S3Broker(lake.settings, bucket)
-    broker.start()
+    broker = PrivateBroker(lake.settings, s3_bucket=bucket)
     try:
         yield (
             broker,
@@ -98,7 +57,7 @@ def s3_broker(lake: Lake) -> Iterator[tuple[S3Broker, Settings]]:
 
 
 def test_restarted_s3_broker_every_record_lands_once(
-    lake: Lake, s3_broker: tuple[S3Broker, Settings]
+    lake: Lake, s3_broker: tuple[PrivateBroker, Settings]
 ) -> None:
     broker, settings = s3_broker
     topic = unique("restart")

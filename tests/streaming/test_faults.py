@@ -6,10 +6,7 @@ can stop it without disturbing the shared stack.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +16,14 @@ import pytest
 
 from stocklake.settings import Settings
 from streaming import LandingError, RetryPolicy, land
-from tests.streaming.conftest import Lake, create_topic, produce, s3_client, unique
+from tests.streaming.conftest import (
+    Lake,
+    PrivateBroker,
+    create_topic,
+    produce,
+    s3_client,
+    unique,
+)
 from tests.streaming.records import assert_exactly_once, good_ticks
 
 pytestmark = pytest.mark.services
@@ -123,39 +127,6 @@ def test_s3_outage_within_the_retries_loses_and_duplicates_nothing(
     assert (summary.records_in, summary.landed) == (4_000, 4_000)
     assert any("retrying in" in message for message in caplog.messages)
     assert_exactly_once(lake, 4_000)
-
-
-class PrivateBroker:
-    """A Tansu broker of our own (memory storage: it must be paused, not restarted)."""
-
-    def __init__(self) -> None:
-        from infra.local_stack import tansu_binary
-
-        self.port = free_port()
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("private Tansu broker did not start")
-
-    def pause(self, seconds: float) -> None:
-        os.kill(self.process.pid, signal.SIGSTOP)
-        threading.Timer(seconds, os.kill, (self.process.pid, signal.SIGCONT)).start()
-
-    def stop(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-        self.process.terminate()
-        self.process.wait(10)
 
 
 def test_broker_unreachable_for_a_while_then_back(lake: Lake) -> None:

@@ -25,6 +25,7 @@ from streaming.store import ConditionFailed, LakeStore
 from tests.streaming.conftest import (
     CRASH_DRIVER,
     Lake,
+    PrivateBroker,
     create_topic,
     land_cli,
     produce,
@@ -32,7 +33,6 @@ from tests.streaming.conftest import (
     unique,
 )
 from tests.streaming.records import assert_exactly_once, good_ticks
-from tests.streaming.test_faults import PrivateBroker
 
 pytestmark = pytest.mark.services
 
