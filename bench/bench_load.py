@@ -24,7 +24,6 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import numpy as np
 import psycopg
 import pyarrow as pa
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from infra.postgres_roles import create_warehouse_schema  # noqa: E402
 from loaders.tables import DAILY_METRICS  # noqa: E402
 from stocklake import lake  # noqa: E402
+from stocklake.s3 import lake_filesystem, s3_client  # noqa: E402
 from stocklake.schemas import DAILY_METRICS_COLUMNS, arrow_schema  # noqa: E402
 from stocklake.settings import Settings, get_settings  # noqa: E402
 
@@ -190,12 +190,8 @@ def main() -> None:
     n = args.symbols * args.days
     token = uuid.uuid4().hex[:10]
     bucket, schema = f"bench-load-{token}", f"bench_load_{token}"
-    options = settings.storage_options()
-    boto3.client(
-        "s3",
-        **settings.boto3_s3_kwargs(),
-    ).create_bucket(Bucket=bucket)
-    fs = s3fs.S3FileSystem(**options)
+    s3_client(settings).create_bucket(Bucket=bucket)
+    fs = lake_filesystem(settings)
     # As `stocklake up` provisions WAREHOUSE_SCHEMA: owned by the pipeline's role.
     create_warehouse_schema(settings, schema)
     try:

@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stocklake.s3 import s3_client as make_s3_client  # noqa: E402
 from stocklake.settings import Settings, get_settings  # noqa: E402
 
 SESSION = date(2024, 3, 4)
@@ -123,14 +124,7 @@ def _run_child(kind: str, topic: str, records: int, bucket: str) -> dict:
 
 
 def _s3(settings: Settings):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        **settings.boto3_s3_kwargs(),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return make_s3_client(settings)
 
 
 def _keys(s3, bucket: str, prefix: str) -> list[str]:

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from infra.private_stack import private_s3  # noqa: E402
 from stocklake import lake  # noqa: E402
+from stocklake.s3 import s3_client as make_s3_client  # noqa: E402
 from stocklake.schemas import HISTORICAL_BAR_COLUMNS, arrow_schema  # noqa: E402
 from stocklake.settings import Settings, get_settings  # noqa: E402
 
@@ -145,12 +146,7 @@ def free_port() -> int:
 
 
 def s3_client(settings: Settings):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        **settings.boto3_s3_kwargs(),
-    )
+    return make_s3_client(settings)
 
 
 def empty_bucket(settings: Settings) -> None:

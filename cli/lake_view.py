@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from stocklake import lake
+from stocklake.s3 import lake_filesystem
 from stocklake.settings import Settings, get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -58,9 +59,7 @@ class LakeObject:
 
 
 def _list_objects(settings: Settings, prefix: str) -> list[LakeObject]:
-    import s3fs
-
-    fs = s3fs.S3FileSystem(**settings.storage_options())
+    fs = lake_filesystem(settings)
     root = f"{settings.lake_bucket}/{prefix}"
     try:
         found = fs.find(root, detail=True)
@@ -121,9 +120,8 @@ def render_tree(bucket: str, prefix: str, folders: dict[tuple[str, ...], Folder]
 def _count_records(settings: Settings, keys: list[str]) -> int:
     """JSON lines in raw/quarantine objects, rows in parquet files."""
     import pyarrow.parquet as pq
-    import s3fs
 
-    fs = s3fs.S3FileSystem(**settings.storage_options())
+    fs = lake_filesystem(settings)
     total = 0
     for key in keys:
         path = f"{settings.lake_bucket}/{key}"

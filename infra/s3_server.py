@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from infra.service import Service, ServiceStatus, StackError, is_local_host, port_open, spawn
 from stocklake import lake
+from stocklake.s3 import s3_client as make_s3_client
 from stocklake.settings import Settings
 
 #: Object every healthy lake has: a GET of it proves the store reads, not just listens.
@@ -41,18 +42,11 @@ def weed_binary() -> Path:
 
 def s3_client(settings: Settings, attempts: int = 1):
     """A boto3 client with short timeouts, for health checks and provisioning."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        **settings.boto3_s3_kwargs(),
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=2,
-            read_timeout=10,
-            retries={"max_attempts": attempts, "mode": "standard"},
-        ),
+    return make_s3_client(
+        settings,
+        connect_timeout=2,
+        read_timeout=10,
+        max_attempts=attempts,
     )
 
 

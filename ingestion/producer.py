@@ -24,7 +24,7 @@ from ingestion.simulator import (
     simulate_ticks,
     tick_spacing,
 )
-from stocklake.schemas import INTERVALS, HistoricalBar, RealtimeTick, trade_date_of
+from stocklake.schemas import HistoricalBar, Interval, RealtimeTick, trade_date_of
 from stocklake.settings import Settings
 
 HistoricalSource = Literal["yfinance", "csv", "synthetic"]
@@ -246,8 +246,8 @@ def collect_historical(
     from pathlib import Path
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    if interval not in INTERVALS:
-        raise ProduceError(f"--interval {interval!r} is not one of {', '.join(INTERVALS)}")
+    if interval not in tuple(Interval):
+        raise ProduceError(f"--interval {interval!r} is not one of {', '.join(Interval)}")
     today = today or datetime.now(UTC).date()
     ingested_at = datetime.now(UTC)
     symbols = [s.strip().upper() for s in symbols or [] if s.strip()] or None

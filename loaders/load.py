@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import s3fs
 
-from loaders.source import lake_filesystem, list_source_partitions, read_partitions
+from loaders.source import list_source_partitions, read_partitions
 from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS, WarehouseTable
 from loaders.transform import (
     SourcePartition,
@@ -27,6 +27,7 @@ from loaders.transform import (
     select_partitions,
 )
 from loaders.warehouse import AuditRecord, DeadLoad, Warehouse, connect_warehouse
+from stocklake.s3 import lake_filesystem
 from stocklake.settings import Settings
 
 

@@ -17,15 +17,10 @@ from loaders.transform import (
 )
 from stocklake.lake import s3_uri
 from stocklake.schemas import arrow_schema
-from stocklake.settings import Settings
 
 # Files fetched concurrently per round trip: enough to hide S3 latency, small
 # enough that a large load never holds more than this many raw files at once.
 FETCH_GROUP = 32
-
-
-def lake_filesystem(settings: Settings) -> s3fs.S3FileSystem:
-    return s3fs.S3FileSystem(**settings.storage_options())
 
 
 def list_source_partitions(

@@ -20,10 +20,10 @@ from stocklake.schemas import (
     EARLIEST_TIME,
     HISTORICAL_BAR_COLUMNS,
     INT64_MAX,
-    INTERVALS,
     MAX_PRICE,
     MAX_VOLUME,
     MIN_PRICE,
+    Interval,
     spark_ddl,
 )
 from stocklake.settings import Settings
@@ -141,8 +141,8 @@ def usable_bars(marked: DataFrame) -> DataFrame:
 def _interval_rank(column: Column) -> Column:
     from pyspark.sql import functions as F
 
-    # INTERVALS runs coarse -> fine, so a higher position is a finer bar.
-    ranks = [part for rank, name in enumerate(INTERVALS) for part in (F.lit(name), F.lit(rank))]
+    # Interval runs coarse -> fine, so a higher position is a finer bar.
+    ranks = [part for rank, name in enumerate(Interval) for part in (F.lit(name), F.lit(rank))]
     return F.create_map(*ranks)[column]
 
 

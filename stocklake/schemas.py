@@ -13,7 +13,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -21,13 +22,69 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     model_validator,
 )
 
 SCHEMA_VERSION = 1
-INTERVALS = ("1d", "1h", "5m", "1m")
-SOURCES = ("yfinance", "csv", "synthetic", "simulator")
+
+
+class Interval(StrEnum):
+    """A bar's length: the one list of intervals (the CLI, the DAGs and the models use it)."""
+
+    D1 = "1d"
+    H1 = "1h"
+    M5 = "5m"
+    M1 = "1m"
+
+    @property
+    def seconds(self) -> int:
+        """The bar's length in seconds (a daily bar spans a day; its session is shorter)."""
+        return INTERVAL_SECONDS[self]
+
+
+INTERVAL_SECONDS: dict[Interval, int] = {
+    Interval.D1: 86400,
+    Interval.H1: 3600,
+    Interval.M5: 300,
+    Interval.M1: 60,
+}
+
+
+class HistoricalSource(StrEnum):
+    """Where historical bars come from (the `source` field of every bar)."""
+
+    YFINANCE = "yfinance"
+    CSV = "csv"
+    SYNTHETIC = "synthetic"
+
+
+# The `source` the project's own tick simulator stamps; a foreign feed may name its own.
+SIMULATOR_SOURCE = "simulator"
+
+
+class Clock(StrEnum):
+    """How the tick simulator stamps event times."""
+
+    LIVE = "live"  # wall-clock now
+    ACCELERATED = "accelerated"  # a simulated session from --start, as fast as possible
+    INTERVAL = "interval"  # one tick per symbol every --interval seconds, stamped now
+
+
+class RecordKind(StrEnum):
+    """The two kinds of wire record, each with its topic, raw zone and model."""
+
+    HISTORICAL = "historical"
+    REALTIME = "realtime"
+
+
+class WarehouseKind(StrEnum):
+    """The warehouse backends the loaders write to."""
+
+    POSTGRES = "postgres"
+    SNOWFLAKE = "snowflake"
+
 
 # A ticker: a letter, or ^ for an index (^GSPC), then letters, digits, '.', '-' or '='
 # (BRK.B, BRK-B, EURUSD=X, ES=F). The one symbol rule: the models and the CLI use it.
@@ -65,21 +122,26 @@ MAX_PRICE = 1e7
 # No market data before this instant is supported (Spark, parquet and the warehouses agree).
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
+
+def format_ts(value: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, the one timestamp form on the wire."""
+    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 # Validated in pydantic-core (time zone required, not before EARLIEST_TIME), then normalised
 # to UTC: the landing consumer validates every record, so per-field Python hooks are kept few.
+# In JSON it is written in the one wire form (`format_ts`): every writer calls model_dump_json.
 UTCDatetime = Annotated[
-    AwareDatetime, Field(ge=EARLIEST_TIME), AfterValidator(lambda value: value.astimezone(UTC))
+    AwareDatetime,
+    Field(ge=EARLIEST_TIME),
+    AfterValidator(lambda value: value.astimezone(UTC)),
+    PlainSerializer(format_ts, return_type=str, when_used="json"),
 ]
 Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
 Volume = Annotated[int, Field(ge=0, le=MAX_VOLUME)]
 # Strictly an integer equal to SCHEMA_VERSION: JSON true or 1.0 is not version 1 (Literal[1]
 # takes both). Bounds, not a Python check, so pydantic-core alone validates it.
 SchemaVersion = Annotated[int, Field(strict=True, ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]
-
-
-def format_ts(value: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a Z, the one timestamp form on the wire."""
-    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Record(BaseModel):
@@ -89,25 +151,22 @@ class _Record(BaseModel):
     symbol: str = Field(pattern=SYMBOL_PATTERN)
 
     def to_json(self) -> bytes:
-        payload = self.model_dump(mode="json")
-        for key, value in self.model_dump().items():
-            if isinstance(value, datetime):
-                payload[key] = format_ts(value)
-        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        """The record's wire bytes: compact JSON, timestamps in the one wire form."""
+        return self.__pydantic_serializer__.to_json(self)
 
 
 class HistoricalBar(_Record):
     """One OHLCV bar; `ts` is the bar's start in UTC (00:00 UTC for daily bars)."""
 
     ts: UTCDatetime
-    interval: Literal["1d", "1h", "5m", "1m"]
+    interval: Interval
     open: Price
     high: Price
     low: Price
     close: Price
     adj_close: Price | None = None
     volume: Volume
-    source: Literal["yfinance", "csv", "synthetic"]
+    source: HistoricalSource
     ingested_at: UTCDatetime
 
     @model_validator(mode="after")
@@ -134,8 +193,10 @@ class RealtimeTick(_Record):
     source: str = Field(min_length=1, max_length=32)
 
 
-RecordKind = Literal["historical", "realtime"]
-RECORD_TYPES: dict[str, type[_Record]] = {"historical": HistoricalBar, "realtime": RealtimeTick}
+RECORD_TYPES: dict[RecordKind, type[_Record]] = {
+    RecordKind.HISTORICAL: HistoricalBar,
+    RecordKind.REALTIME: RealtimeTick,
+}
 
 
 def repeated_keys(raw: bytes | str) -> list[str]:
@@ -184,8 +245,10 @@ def parse_record(kind: RecordKind, raw: bytes | str | dict[str, Any]) -> _Record
         raise RecordError("; ".join(reasons)) from None
 
 
+Columns = tuple[tuple[str, str], ...]  # (name, kind); kinds are the keys of COLUMN_TYPES
+
 # Columns the landing consumer adds to every raw line, for lineage and dedup.
-RAW_METADATA: tuple[tuple[str, str], ...] = (
+RAW_METADATA: Columns = (
     ("_topic", "string"),
     ("_partition", "int"),
     ("_offset", "long"),
@@ -194,7 +257,7 @@ RAW_METADATA: tuple[tuple[str, str], ...] = (
 
 # Column lists use one small type vocabulary: string, int, long, double,
 # date, timestamp. `spark_ddl` and `arrow_schema` translate it.
-HISTORICAL_BAR_COLUMNS: tuple[tuple[str, str], ...] = (
+HISTORICAL_BAR_COLUMNS: Columns = (
     ("schema_version", "int"),
     ("symbol", "string"),
     ("ts", "timestamp"),
@@ -209,7 +272,7 @@ HISTORICAL_BAR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ingested_at", "timestamp"),
 ) + RAW_METADATA
 
-REALTIME_TICK_COLUMNS: tuple[tuple[str, str], ...] = (
+REALTIME_TICK_COLUMNS: Columns = (
     ("schema_version", "int"),
     ("symbol", "string"),
     ("event_time", "timestamp"),
@@ -220,7 +283,7 @@ REALTIME_TICK_COLUMNS: tuple[tuple[str, str], ...] = (
 ) + RAW_METADATA
 
 # processed/historical/date=YYYY-MM-DD/ (the partition column `date` is in the path).
-DAILY_METRICS_COLUMNS: tuple[tuple[str, str], ...] = (
+DAILY_METRICS_COLUMNS: Columns = (
     ("symbol", "string"),
     ("trade_date", "date"),
     ("interval", "string"),
@@ -241,7 +304,7 @@ DAILY_METRICS_COLUMNS: tuple[tuple[str, str], ...] = (
 DAILY_METRICS_KEY = ("symbol", "trade_date")
 
 # processed/realtime/window=15m|1h/date=YYYY-MM-DD/ (date of window_start).
-REALTIME_WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
+REALTIME_WINDOW_COLUMNS: Columns = (
     ("symbol", "string"),
     ("window_size", "string"),
     ("window_start", "timestamp"),
@@ -257,34 +320,59 @@ REALTIME_WINDOW_COLUMNS: tuple[tuple[str, str], ...] = (
 REALTIME_WINDOW_KEY = ("symbol", "window_size", "window_start")
 WINDOW_SIZES: dict[str, int] = {"15m": 15 * 60, "1h": 60 * 60}
 
-_SPARK_TYPES = {
-    "string": "STRING",
-    "int": "INT",
-    "long": "BIGINT",
-    "double": "DOUBLE",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
+
+@dataclass(frozen=True)
+class EngineTypes:
+    """How one column kind is typed by each engine that holds it."""
+
+    spark: str  # Spark SQL DDL (also a valid `Column.cast` target)
+    arrow: str  # the pyarrow factory, see `arrow_type`
+    postgres: str
+    snowflake: str
+
+
+# The one map from a column kind to every engine's type. Column lists (here and in
+# loaders/tables.py) use only these kinds; Spark schemas, Arrow schemas and SQL DDL
+# are all derived from this table.
+COLUMN_TYPES: dict[str, EngineTypes] = {
+    "string": EngineTypes("STRING", "string", "text", "VARCHAR"),
+    "int": EngineTypes("INT", "int32", "integer", "INTEGER"),
+    "long": EngineTypes("BIGINT", "int64", "bigint", "BIGINT"),
+    "double": EngineTypes("DOUBLE", "float64", "double precision", "DOUBLE"),
+    "date": EngineTypes("DATE", "date32", "date", "DATE"),
+    "timestamp": EngineTypes("TIMESTAMP", "timestamp_utc", "timestamptz", "TIMESTAMP_TZ"),
 }
+Columns = Columns
 
 
-def spark_ddl(columns: tuple[tuple[str, str], ...]) -> str:
+def spark_type(kind: str) -> str:
+    """The Spark SQL type of a column kind."""
+    return COLUMN_TYPES[kind].spark
+
+
+def sql_type(kind: str, backend: WarehouseKind | str) -> str:
+    """The warehouse SQL type of a column kind on a backend."""
+    return getattr(COLUMN_TYPES[kind], WarehouseKind(backend).value)
+
+
+def spark_ddl(columns: Columns) -> str:
     """A Spark DDL schema string, e.g. for `spark.read.schema(...)`."""
-    return ", ".join(f"`{name}` {_SPARK_TYPES[kind]}" for name, kind in columns)
+    return ", ".join(f"`{name}` {spark_type(kind)}" for name, kind in columns)
 
 
-def arrow_schema(columns: tuple[tuple[str, str], ...]):  # -> pyarrow.Schema
-    """The pyarrow schema of a column list (timestamps in UTC microseconds)."""
+def arrow_type(kind: str):  # -> pyarrow.DataType
+    """The pyarrow type of a column kind (timestamps in UTC microseconds)."""
     import pyarrow as pa
 
-    types = {
-        "string": pa.string(),
-        "int": pa.int32(),
-        "long": pa.int64(),
-        "double": pa.float64(),
-        "date": pa.date32(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-    }
-    return pa.schema([(name, types[kind]) for name, kind in columns])
+    factory = COLUMN_TYPES[kind].arrow
+    return pa.timestamp("us", tz="UTC") if factory == "timestamp_utc" else getattr(pa, factory)()
+
+
+def arrow_schema(columns: Columns):  # -> pyarrow.Schema
+    """The pyarrow schema of a column list."""
+    import pyarrow as pa
+
+    return pa.schema([(name, arrow_type(kind)) for name, kind in columns])
 
 
 @dataclass(frozen=True)

@@ -264,27 +264,6 @@ class Settings(BaseSettings):
         db = database or self.warehouse_db
         return f"postgresql+psycopg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
 
-    def boto3_s3_kwargs(self) -> dict:
-        """Endpoint, credentials and region for `boto3.client("s3", **...)`."""
-        return {
-            "endpoint_url": self.s3_endpoint_url,
-            "aws_access_key_id": self.s3_access_key,
-            "aws_secret_access_key": self.s3_secret_key,
-            "region_name": self.s3_region,
-        }
-
-    def storage_options(self) -> dict:
-        """Options for s3fs / fsspec / pyarrow's S3 filesystem."""
-        return {
-            "key": self.s3_access_key,
-            "secret": self.s3_secret_key,
-            "client_kwargs": {
-                "endpoint_url": self.s3_endpoint_url,
-                "region_name": self.s3_region,
-            },
-            "config_kwargs": {"s3": {"addressing_style": "path"}},
-        }
-
 
 def _libpq_quote(value: str) -> str:
     if value and all(ch.isalnum() or ch in "._-/" for ch in value):

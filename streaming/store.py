@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stocklake.s3 import s3_client
 from stocklake.settings import Settings
 from streaming.errors import LandingError
 from streaming.retry import RetryPolicy, call_with_retries
@@ -74,18 +73,8 @@ class LakeStore:
         self.endpoint = settings.s3_endpoint_url
         self.policy = policy or RetryPolicy()
         self._honoured: bool | None = None
-        self._client = boto3.client(
-            "s3",
-            **settings.boto3_s3_kwargs(),
-            config=Config(
-                s3={"addressing_style": "path"},
-                # Our own backoff decides how long to wait; botocore tries once.
-                retries={"total_max_attempts": 1},
-                connect_timeout=5,
-                read_timeout=60,
-                max_pool_connections=16,
-            ),
-        )
+        # Our own backoff decides how long to wait; botocore tries once.
+        self._client = s3_client(settings, max_attempts=1, max_pool_connections=16)
 
     def _call(self, what: str, action):
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stocklake.s3 import s3_client
 from stocklake.schemas import DAILY_METRICS_COLUMNS
 from stocklake.settings import Settings, load_settings
 
@@ -29,7 +30,6 @@ REALTIME = "stock_market_realtime"
 @pytest.fixture(scope="module")
 def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
     """Environment for a private pipeline on the shared services."""
-    import boto3
     import psycopg
     from kafka.admin import KafkaAdminClient, NewTopic
     from psycopg import sql
@@ -47,10 +47,7 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")),
         "WAREHOUSE": "postgres",
     }
-    s3 = boto3.client(
-        "s3",
-        **stack.boto3_s3_kwargs(),
-    )
+    s3 = s3_client(stack)
     s3.create_bucket(Bucket=env["LAKE_BUCKET"])
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
     admin.create_topics(

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from stocklake import lake
+from stocklake.s3 import s3_client
 from stocklake.settings import Settings
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
@@ -34,12 +35,7 @@ def test_partitioned_parquet_roundtrip_on_s3a(stack: Settings) -> None:
     assert got == want
 
     # The partition folders are real keys on the S3 endpoint.
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        **stack.boto3_s3_kwargs(),
-    )
+    s3 = s3_client(stack)
     keys = [
         o["Key"]
         for o in s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix=prefix).get("Contents", [])

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
-import s3fs
 from psycopg import sql
 
 from infra.postgres_roles import create_warehouse_schema
 from loaders.tables import WarehouseTable
 from loaders.warehouse import AuditRecord, connect_warehouse
+from stocklake.s3 import lake_filesystem, s3_client
 from stocklake.settings import Settings, load_settings
 from tests.loaders.data import TestLake
 
@@ -32,12 +31,8 @@ from tests.loaders.data import TestLake
 def lake(stack: Settings) -> Iterator[TestLake]:
     """An empty bucket for one test, removed afterwards."""
     bucket = f"loaders-{uuid.uuid4().hex[:12]}"
-    options = stack.storage_options()
-    boto3.client(
-        "s3",
-        **stack.boto3_s3_kwargs(),
-    ).create_bucket(Bucket=bucket)
-    fs = s3fs.S3FileSystem(**options)
+    s3_client(stack).create_bucket(Bucket=bucket)
+    fs = lake_filesystem(stack)
     try:
         yield TestLake(fs, bucket)
     finally:

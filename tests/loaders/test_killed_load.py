@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-import s3fs
 
 from loaders import DAILY_METRICS, fail_dead_loads, load_daily
+from stocklake.s3 import lake_filesystem
 from stocklake.settings import load_settings
 from tests.loaders.conftest import Backend
 from tests.loaders.data import TestLake, canonical_rows, daily_metrics
@@ -185,7 +185,7 @@ def test_load_interrupted_by_a_killed_postgres_is_marked_failed_after_up(tmp_pat
     try:
         up = cli(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
-        lake = TestLake(s3fs.S3FileSystem(**settings.storage_options()), settings.lake_bucket)
+        lake = TestLake(lake_filesystem(settings), settings.lake_bucket)
         lake.put_daily(daily_metrics("2020-12-28", "2020-12-31"))
         schema = settings.warehouse_schema
         child = _start_child("pause-in-copy", schema, settings.lake_bucket, tmp_path, env)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from stocklake.s3 import s3_client as make_s3_client
 from stocklake.settings import Settings, get_settings
 
 
@@ -40,12 +41,7 @@ def s3_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def s3_client(s3_settings: Settings):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        **s3_settings.boto3_s3_kwargs(),
-    )
+    return make_s3_client(s3_settings)
 
 
 def _empty_and_delete(client, bucket: str) -> None:

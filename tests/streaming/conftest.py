@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from stocklake.s3 import s3_client as make_s3_client
 from stocklake.settings import PROJECT_ROOT, Settings
 
 
@@ -21,14 +22,7 @@ def unique(prefix: str) -> str:
 
 
 def s3_client(settings: Settings):
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        **settings.boto3_s3_kwargs(),
-        config=Config(s3={"addressing_style": "path"}),
-    )
+    return make_s3_client(settings)
 
 
 def create_topic(settings: Settings, topic: str, partitions: int = 3) -> None:
