@@ -73,15 +73,6 @@ def test_snowflake_account_switches_auto_warehouse(monkeypatch: pytest.MonkeyPat
     assert load_settings().warehouse_kind == "postgres"
 
 
-def test_missing_required_variable_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    # A home without .env.example: nothing provides the defaults.
-    monkeypatch.setenv("STOCKLAKE_HOME", str(tmp_path))
-    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
-    with pytest.raises(SettingsError) as error:
-        load_settings()
-    assert "S3_ENDPOINT_URL is not set" in str(error.value)
-
-
 def test_postgres_passwords_resolve_in_one_place(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """An empty password setting is the embedded stack's generated one (passwords.json);
     a set one wins; every caller (DSN, SQLAlchemy URL) gets the same."""
