@@ -144,7 +144,9 @@ def test_connections_come_from_settings() -> None:
     from infra.airflow_env import connections
     from stocklake.settings import load_settings
 
-    conns = connections(load_settings(S3_ENDPOINT_URL="http://10.0.0.5:9000"))
+    conns = connections(
+        load_settings(S3_ENDPOINT_URL="http://10.0.0.5:9000", S3_SECRET_KEY="remote-secret")
+    )
     s3 = json.loads(conns["AIRFLOW_CONN_STOCKLAKE_S3"])
     assert s3["extra"]["endpoint_url"] == "http://10.0.0.5:9000"
     assert "AIRFLOW_CONN_STOCKLAKE_POSTGRES" in conns
