@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stocklake.processes import pid_alive
-from stocklake.settings import Settings
+import psutil
 
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+from stocklake.processes import pid_alive
+from stocklake.settings import LOCAL_HOSTS, Settings
+
 HEALTH_TIMEOUT_S = 30.0
 
 
@@ -55,9 +56,10 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def cmdline(pid: int) -> str:
+    """The process's command line, its arguments joined by spaces ("" if it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return ""
 
 
@@ -66,8 +68,6 @@ def rss_mb(pid: int | None) -> float | None:
     if not pid or not pid_alive(pid):
         return None
     try:
-        import psutil
-
         proc = psutil.Process(pid)
         total = proc.memory_info().rss
         for child in proc.children(recursive=True):
@@ -239,13 +239,15 @@ def _signal(pid: int, sig: int) -> None:
 
 def terminate(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the process (group), then SIGKILL what is left after `timeout`."""
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
     _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    if pid_alive(pid):
+    _, alive = psutil.wait_procs([proc], timeout=timeout)
+    if alive and pid_alive(pid):
         _signal(pid, signal.SIGKILL)
-        time.sleep(0.2)
+        psutil.wait_procs([proc], timeout=2)
 
 
 def spawn(

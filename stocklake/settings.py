@@ -210,7 +210,7 @@ class Settings(BaseSettings):
         if self.s3_secret_key:
             return self
         host = self.s3_hostport.rsplit(":", 1)[0].strip("[]")
-        if host not in _LOCAL_HOSTS | {self.bind_host}:
+        if host not in LOCAL_HOSTS | {self.bind_host}:
             raise ValueError(
                 f"S3_SECRET_KEY is not set: set it for the S3 endpoint {self.s3_endpoint_url} "
                 "(only an embedded endpoint on this machine gets a generated one)"
@@ -299,7 +299,8 @@ class Settings(BaseSettings):
         return f"postgresql+psycopg://{auth}@{self.postgres_host}:{self.postgres_port}/{db}"
 
 
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+# Hosts that name this machine: an endpoint on one of them is the embedded stack's.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
 def _generated_secret(path: Path, access_key: str) -> str:

@@ -103,6 +103,7 @@ def test_down_does_not_touch_services_it_did_not_start(tmp_path: Path, stack) ->
         **os.environ,
         "STATE_DIR": str(tmp_path / "other-state"),
         "POSTGRES_PASSWORD": stack.postgres_login("pipeline")[1],
+        "S3_SECRET_KEY": stack.s3_secret_key,
     }
     up = _cli(env, "up")
     assert up.returncode == 0, up.stdout + up.stderr

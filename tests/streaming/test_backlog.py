@@ -68,6 +68,7 @@ def down(settings: Settings, state_dir: Path, **extra: str) -> subprocess.Comple
     env = {
         **os.environ,
         "STATE_DIR": str(state_dir),
+        "S3_SECRET_KEY": settings.s3_secret_key,  # the shared stack's, not a new state's
         "LAKE_BUCKET": settings.lake_bucket,
         "TOPIC_HISTORICAL": settings.topic_historical,
         "TOPIC_REALTIME": settings.topic_realtime,
