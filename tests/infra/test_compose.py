@@ -1,9 +1,14 @@
 """Offline checks of the Docker stack: docker-compose.yml, infra/docker/ and .env.example.
 
-No Docker engine is needed: the compose file is validated against the vendored Compose
-Specification schema, interpolated the way `docker compose` does with .env.example's
-values, and its init scripts are run against fake `mc` / `kafka-topics.sh` / `airflow`
-commands (and, for the PostgreSQL roles, against the embedded stack's server).
+No Docker engine can build the stack here, so only what can fail for a real reason is
+checked: the compose file against the vendored Compose Specification schema (and
+`docker compose config` where a CLI is installed), published ports on loopback, the
+variables (every one documented in .env.example, every setting passed to the pipeline's
+containers, defaults that agree, secrets that are never written down), what the
+containers mount (the DAGs and the bundled data/), and the project's own scripts:
+make_env.py, the Airflow launcher, the init scripts (run against fake `mc` /
+`kafka-topics.sh` / `airflow`, and for the PostgreSQL roles against the embedded
+stack's server) and image_tools.py.
 """
 
 from __future__ import annotations
@@ -40,12 +45,6 @@ DOCKER = ROOT / "infra" / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
 SCHEMA_DIR = Path(__file__).resolve().parent / "compose_spec"
 GIB = 1024**3
-
-STATEFUL_DATA_DIRS = {
-    "kafka": "/var/lib/kafka/data",
-    "minio": "/data",
-    "postgres": "/var/lib/postgresql/data",
-}
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -181,10 +180,6 @@ def services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
 
-def is_one_shot(service: Mapping[str, Any]) -> bool:
-    return service.get("restart") == "no"
-
-
 def settings_variables() -> set[str]:
     return {field.alias for field in Settings.model_fields.values() if field.alias}
 
@@ -231,11 +226,6 @@ def dockerfile_stages() -> dict[str, list[str]]:
     return stages
 
 
-def expand_args(text: str) -> str:
-    args = dockerfile_global_args()
-    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), text)
-
-
 @functools.cache
 def lock() -> dict[str, str]:
     return image_tools.lock_pins((ROOT / "constraints.txt").read_text())
@@ -244,10 +234,6 @@ def lock() -> dict[str, str]:
 @functools.cache
 def pyproject() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
-
-
-def requirement_name(requirement: str) -> str:
-    return image_tools.normalize_name(re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0])
 
 
 # --- the Compose Specification ---------------------------------------------------------
@@ -267,19 +253,14 @@ def schema_errors(document: Any) -> list[str]:
     ]
 
 
-def test_vendored_schema_is_the_recorded_one() -> None:
-    readme = (SCHEMA_DIR / "README.md").read_text()
-    recorded = re.search(r"`([0-9a-f]{64})`", readme)
-    assert recorded, "compose_spec/README.md must record the schema's sha256"
-    actual = hashlib.sha256((SCHEMA_DIR / "compose-spec.json").read_bytes()).hexdigest()
-    assert actual == recorded.group(1)
-    assert "Apache License" in (SCHEMA_DIR / "LICENSE").read_text()
-    assert (SCHEMA_DIR / "NOTICE").read_text().strip()
-
-
 def test_compose_file_validates_against_the_compose_spec() -> None:
     assert schema_errors(compose_raw()) == []
     assert schema_errors(compose()) == []
+    # The vendored schema is strict enough to matter: it rejects each of these.
+    for break_it in (_unknown_service_key, _bad_interval_type, _bad_condition, _unknown_top_level):
+        broken = copy.deepcopy(compose())
+        break_it(broken)
+        assert schema_errors(broken), f"the schema accepted a broken file ({break_it.__name__})"
 
 
 def _unknown_service_key(doc: dict) -> None:
@@ -316,6 +297,7 @@ def test_the_compose_cli_accepts_the_file(tmp_path) -> None:
         text = text.replace("\nname: stocklake\n", "\n")
     shutil.copytree(ROOT / "infra" / "docker", tmp_path / "infra" / "docker")
     (tmp_path / "dags").mkdir()
+    (tmp_path / "data").mkdir()
     (tmp_path / "docker-compose.yml").write_text(text)
     env = "\n".join(f"{k}={v}" for k, v in stack_env().items()) + "\n"
     (tmp_path / ".env").write_text(env)
@@ -328,15 +310,6 @@ def test_the_compose_cli_accepts_the_file(tmp_path) -> None:
     (tmp_path / ".env").write_text(env.replace("AIRFLOW_FERNET_KEY=", "UNUSED="))
     missing = subprocess.run([*cli, "config"], cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode != 0 and "set AIRFLOW_FERNET_KEY in .env" in missing.stderr
-
-
-@pytest.mark.parametrize(
-    "break_it", [_unknown_service_key, _bad_interval_type, _bad_condition, _unknown_top_level]
-)
-def test_schema_validation_catches_broken_files(break_it) -> None:
-    broken = copy.deepcopy(compose())
-    break_it(broken)
-    assert schema_errors(broken), "the schema accepted a broken compose file"
 
 
 # --- variables: compose, .env.example and the settings object ----------------------------
@@ -370,12 +343,6 @@ def test_required_secrets_have_no_value_in_env_example() -> None:
             assert env_example()[name] == "", f"{name} must be empty in .env.example"
 
 
-def test_missing_secret_stops_compose_with_its_name() -> None:
-    env = dict(stack_env(), AIRFLOW_FERNET_KEY="")
-    with pytest.raises(InterpolationError, match="AIRFLOW_FERNET_KEY"):
-        interpolate(compose_raw(), env)
-
-
 @pytest.fixture
 def inside_the_stack(monkeypatch, tmp_path) -> dict[str, str]:
     """This process's environment as an Airflow container of the stack gets it."""
@@ -406,15 +373,18 @@ def test_settings_object_accepts_the_stack_environment(inside_the_stack) -> None
 
 
 def test_addresses_inside_the_stack_name_real_services() -> None:
-    anchor = compose()["x-stocklake-env"]
-    kafka_env = services()["kafka"]["environment"]
-    assert "INTERNAL://kafka:9092" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
-    assert anchor["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert anchor["S3_ENDPOINT_URL"] == "http://minio:9000"
-    assert '":9000"' in json.dumps(services()["minio"]["command"])
-    assert anchor["SPARK_MASTER"] == "spark://spark-master:7077"
-    assert "7077" in services()["spark-master"]["command"]
-    assert anchor["POSTGRES_HOST"] in services()
+    """Every address the pipeline is given inside the stack is a service of the file."""
+    from urllib.parse import urlsplit
+
+    settings = load_settings(**compose()["x-stocklake-env"])
+    hosts = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers.rsplit(":", 1)[0],
+        "S3_ENDPOINT_URL": urlsplit(settings.s3_endpoint_url).hostname,
+        "SPARK_MASTER": urlsplit(settings.spark_master).hostname,
+        "POSTGRES_HOST": settings.postgres_host,
+    }
+    for variable, host in hosts.items():
+        assert host in services(), f"{variable} names {host!r}, which is not a service"
 
 
 # --- services: ports, health, dependencies, volumes, memory ---------------------------------
@@ -427,47 +397,6 @@ def test_published_ports_bind_to_loopback_only() -> None:
                 assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
             else:
                 assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
-
-
-def test_every_long_running_service_has_a_health_check() -> None:
-    for name, service in services().items():
-        assert service.get("restart") in ("no", "unless-stopped"), f"{name}: restart policy"
-        if is_one_shot(service):
-            assert "healthcheck" not in service, f"one-shot {name} needs no health check"
-            continue
-        check = service.get("healthcheck")
-        assert check and check.get("test") and not check.get("disable"), name
-        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
-
-
-def test_depends_on_waits_for_health_or_completion() -> None:
-    everything = services()
-    for name, service in everything.items():
-        for target, rule in service.get("depends_on", {}).items():
-            assert target in everything, f"{name} depends on unknown {target}"
-            expected = (
-                "service_completed_successfully"
-                if is_one_shot(everything[target])
-                else "service_healthy"
-            )
-            assert rule.get("condition") == expected, f"{name} -> {target}"
-
-
-def test_one_shot_jobs_gate_their_consumers() -> None:
-    everything = services()
-    for job in ("kafka-init", "minio-init", "airflow-init"):
-        assert is_one_shot(everything[job])
-    for name in ("airflow-apiserver", "airflow-scheduler"):
-        gates = everything[name]["depends_on"]
-        assert {"kafka-init", "minio-init", "airflow-init"} <= set(gates), name
-
-
-def test_stateful_services_keep_data_in_named_volumes() -> None:
-    declared = set(compose()["volumes"])
-    for name, target in STATEFUL_DATA_DIRS.items():
-        mounts = [str(v).split(":") for v in services()[name]["volumes"]]
-        named = [m for m in mounts if m[0] in declared and m[1] == target]
-        assert named, f"{name} must keep {target} in a named volume"
 
 
 def test_bind_mounted_files_exist_and_scripts_are_executable() -> None:
@@ -490,12 +419,6 @@ def test_memory_limits_fit_in_8_gib() -> None:
     assert total <= 8 * GIB, f"{total / GIB:.2f} GiB: {limits}"
 
 
-def test_kafka_heap_fits_its_container() -> None:
-    kafka = services()["kafka"]
-    heap = re.search(r"-Xmx(\d+[kmg])", kafka["environment"]["KAFKA_HEAP_OPTS"])
-    assert heap and memory_bytes(heap.group(1)) <= memory_bytes(kafka["mem_limit"]) // 2
-
-
 def test_no_literal_secret_in_the_compose_file() -> None:
     # A *_FILE or *_PATH names where a secret is, not the secret.
     secretish = re.compile(r"^(?!.*_(?:FILE|PATH)$).*(?:PASSWORD|SECRET|_KEY$|TOKEN|FERNET)")
@@ -516,21 +439,6 @@ def test_no_literal_secret_in_the_compose_file() -> None:
     for user_password in re.findall(r"://([^@/\s]+)@", compose_text()):
         password = user_password.split(":", 1)[1] if ":" in user_password else ""
         assert password.startswith("${"), f"literal password in URL: {user_password}"
-
-
-def test_airflow_metadata_db_uses_psycopg3_and_its_own_role() -> None:
-    airflow_env = compose()["x-airflow-env"]
-    env = stack_env()
-    expected = (
-        f"postgresql+psycopg://{env['AIRFLOW_DB_USER']}:{env['AIRFLOW_DB_PASSWORD']}"
-        f"@postgres:5432/{env['AIRFLOW_DB']}"
-    )
-    assert airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == expected
-    assert airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == expected
-    postgres_env = services()["postgres"]["environment"]
-    assert postgres_env["STOCKLAKE_AIRFLOW_DB_USER"] == env["AIRFLOW_DB_USER"]
-    assert postgres_env["STOCKLAKE_WAREHOUSE_DB_USER"] == env["WAREHOUSE_DB_USER"]
-    assert env["AIRFLOW_DB_USER"] != env["WAREHOUSE_DB_USER"]
 
 
 def test_airflow_containers_get_the_dags_connections(inside_the_stack, monkeypatch) -> None:
@@ -561,24 +469,39 @@ def test_airflow_launch_names_a_bad_setting(inside_the_stack, monkeypatch) -> No
         airflow_launch.main(["scheduler"])
 
 
-def test_dags_package_is_importable_in_the_containers() -> None:
-    environment = services()["airflow-scheduler"]["environment"]
-    assert (
-        f"./dags:{environment['PYTHONPATH']}/dags:ro" in services()["airflow-scheduler"]["volumes"]
-    )
-    assert (ROOT / "dags" / "__init__.py").is_file()
+def _bind_mounts(service: Mapping[str, Any]) -> dict[str, tuple[str, bool]]:
+    """A service's bind mounts from this folder: source -> (target, read-only)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *mode = str(volume).split(":")
+        if source.startswith("./"):
+            mounts[source.rstrip("/")] = (target, mode == ["ro"])
+    return mounts
 
 
-def test_airflow_components_and_dags() -> None:
-    everything = services()
-    commands = {name: s.get("command") for name, s in everything.items()}
-    for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        assert [component] in commands.values(), f"no service runs airflow {component}"
-    for name, service in everything.items():
-        if "stocklake-airflow" in str(service.get("image")):
-            assert "./dags:/opt/airflow/dags:ro" in service["volumes"], name
-    users = compose()["x-airflow-env"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    assert users == f"{stack_env()['AIRFLOW_ADMIN_USER']}:admin"
+def test_airflow_containers_mount_the_dags_and_the_bundled_data() -> None:
+    """Tasks import `dags.common` and read the bundled CSV files (the batch DAG's default
+    source) from the project root they import the project from."""
+    from ingestion import csv_source
+    from stocklake.settings import PROJECT_ROOT
+
+    # The CSV source looks for data/ next to the imported project.
+    assert csv_source.BUNDLED_DATA_DIR == PROJECT_ROOT / "data"
+    assert all(bundled.path.is_file() for bundled in csv_source.BUNDLED_FILES)
+    airflow = {n: s for n, s in services().items() if "stocklake-airflow" in str(s.get("image"))}
+    assert {"airflow-scheduler", "airflow-dag-processor", "airflow-apiserver"} <= set(airflow)
+    for name, service in airflow.items():
+        mounts = _bind_mounts(service)
+        path = service["environment"]["PYTHONPATH"].split(":")
+        dags_target, dags_read_only = mounts["./dags"]
+        assert dags_read_only and str(Path(dags_target).parent) in path, name
+        data_target, data_read_only = mounts.get("./data", (None, False))
+        assert data_target, f"{name} does not mount ./data"
+        assert data_read_only, f"{name} must mount ./data read-only"
+        # Python imports stocklake from the first path entry that holds it: data/ sits
+        # next to that copy, not next to the pip-installed one in site-packages.
+        project_root = Path(data_target).parent
+        assert str(project_root) in path, f"{name}: {project_root} is not on PYTHONPATH"
 
 
 # --- images: Dockerfile vs the lock and the Hadoop version ----------------------------------
@@ -625,79 +548,6 @@ def test_spark_sessions_find_the_images_jars(tmp_path) -> None:
         (tmp_path / name).write_bytes(b"")
     jars = session.s3a_jars(load_settings(SPARK_JARS_DIR=str(tmp_path)))
     assert sorted(jar.name for jar in jars) == sorted(p.name for p in tmp_path.iterdir())
-
-
-def test_airflow_image_agrees_with_the_lock() -> None:
-    args = dockerfile_global_args()
-    assert args["AIRFLOW_VERSION"] == lock()["apache-airflow"]
-    stage = dockerfile_stages()["airflow"]
-    base = expand_args(stage[0])
-    assert f"apache/airflow:slim-{lock()['apache-airflow']}-python{args['PYTHON_VERSION']}" in base
-    installs = [line for line in stage if re.search(r"\bpip install\b", line)]
-    assert installs, "the airflow stage installs nothing"
-    for line in installs:
-        assert "-c constraints.txt" in line or "--no-deps" in line, line
-    assert any("-c constraints.txt" in line and "project-deps" in line for line in installs)
-
-
-def test_explicit_pins_in_the_dockerfile_equal_the_lock() -> None:
-    pins = re.findall(r'"?([A-Za-z0-9_.\-]+)==([^"\s]+)"?', expand_args(DOCKERFILE.read_text()))
-    assert pins, "expected apache-airflow to be pinned explicitly"
-    for name, version in pins:
-        assert lock()[image_tools.normalize_name(name)] == version, f"{name}=={version}"
-
-
-def test_python_version_matches_the_project() -> None:
-    version = dockerfile_global_args()["PYTHON_VERSION"]
-    assert f"{sys.version_info.major}.{sys.version_info.minor}" == version
-    requires = pyproject()["project"]["requires-python"]
-    assert f">={version}" in requires
-
-
-def test_spark_image_installs_locked_project_libraries() -> None:
-    stage = dockerfile_stages()["spark"]
-    assert any("-c constraints.txt -r spark-requirements.txt" in line for line in stage)
-    assert any("--no-deps ." in line for line in stage)
-    project = {requirement_name(r) for r in pyproject()["project"]["dependencies"]}
-    for line in (DOCKER / "spark-requirements.txt").read_text().splitlines():
-        name = line.split("#", 1)[0].strip()
-        if name:
-            assert image_tools.normalize_name(name) in lock(), f"{name} is not in the lock"
-            assert "==" not in name, "versions come from the lock"
-    # Transitive names are fine, but the first ones must be the project's own deps.
-    assert {"pyspark", "pandas", "pyarrow", "numpy", "pydantic", "pydantic-settings"} <= project
-
-
-def test_both_images_verify_themselves_at_build_time() -> None:
-    for image in ("spark", "airflow"):
-        body = " ".join(dockerfile_stages()[image])
-        assert "image_tools.py verify --constraints constraints.txt" in body, image
-        assert '--hadoop-version "${HADOOP_VERSION}"' in body, image
-
-
-def test_build_context_keeps_secrets_and_local_state_out() -> None:
-    patterns = [
-        line.strip()
-        for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    assert patterns[0] == "*", "the context must be a whitelist"
-    included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert not included & {".env", ".venv", ".state", ".git", "data"}
-    for line in dockerfile_lines():
-        match = re.match(r"COPY\s+(?!--from)(?:--\S+\s+)*(.+)\s+\S+$", line)
-        if not match:
-            continue
-        for source in match.group(1).split():
-            top = source.split("/")[0]
-            assert source == "." or top in included, f"{source} is not in the build context"
-
-
-def test_no_secret_in_the_dockerfile() -> None:
-    for line in dockerfile_lines():
-        match = re.match(r"(?:ARG|ENV)\s+(\w+)=(\S*)", line)
-        if match and re.search(r"PASSWORD|SECRET|TOKEN|FERNET|ACCESS_KEY", match.group(1)):
-            pytest.fail(f"secret-like build value in the Dockerfile: {line}")
 
 
 # --- image_tools.py -------------------------------------------------------------------------
