@@ -26,24 +26,30 @@ def test_partitioned_parquet_roundtrip_on_s3a(stack: Settings) -> None:
         for day in (2, 3, 6)
         for i, symbol in enumerate(("AAPL", "MSFT"))
     ]
-    frame = spark.createDataFrame(rows)
-    frame.write.mode("overwrite").partitionBy("date").parquet(target)
-
-    back = spark.read.parquet(target)
-    got = sorted((r.symbol, str(r.date), r.close) for r in back.collect())
-    want = sorted((r.symbol, r.date, r.close) for r in rows)
-    assert got == want
-
-    # The partition folders are real keys on the S3 endpoint.
     s3 = s3_client(stack)
-    keys = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=stack.lake_bucket, Prefix=prefix).get("Contents", [])
-    ]
-    assert {k.split("/")[2] for k in keys if k.endswith(".parquet")} == {
-        "date=2020-01-02",
-        "date=2020-01-03",
-        "date=2020-01-06",
-    }
-    for key in keys:
-        s3.delete_object(Bucket=stack.lake_bucket, Key=key)
+    try:
+        frame = spark.createDataFrame(rows)
+        frame.write.mode("overwrite").partitionBy("date").parquet(target)
+
+        back = spark.read.parquet(target)
+        got = sorted((r.symbol, str(r.date), r.close) for r in back.collect())
+        want = sorted((r.symbol, r.date, r.close) for r in rows)
+        assert got == want
+
+        # The partition folders are real keys on the S3 endpoint.
+        keys = _keys(s3, stack.lake_bucket, prefix)
+        assert {k.split("/")[2] for k in keys if k.endswith(".parquet")} == {
+            "date=2020-01-02",
+            "date=2020-01-03",
+            "date=2020-01-06",
+        }
+    finally:
+        # The shared bucket keeps nothing of this test, whatever failed above.
+        for key in _keys(s3, stack.lake_bucket, prefix):
+            s3.delete_object(Bucket=stack.lake_bucket, Key=key)
+    assert _keys(s3, stack.lake_bucket, prefix) == []
+
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
