@@ -7,6 +7,8 @@ relative to the bucket; `s3_uri`/`s3a_uri` add the scheme and bucket.
     raw/realtime/year=YYYY/month=MM/day=DD/hour=HH/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
     processed/historical/date=YYYY-MM-DD/part-*.parquet
     processed/realtime/window=15m|1h/date=YYYY-MM-DD/part-*.parquet
+    processed/features/daily/date=YYYY-MM-DD/part-*.parquet
+    processed/features/intraday/date=YYYY-MM-DD/part-*.parquet
     quarantine/<historical|realtime>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
     checkpoints/<job>/
 
@@ -26,6 +28,8 @@ RAW_HISTORICAL = "raw/historical"
 RAW_REALTIME = "raw/realtime"
 PROCESSED_HISTORICAL = "processed/historical"
 PROCESSED_REALTIME = "processed/realtime"
+PROCESSED_FEATURES_DAILY = "processed/features/daily"
+PROCESSED_FEATURES_INTRADAY = "processed/features/intraday"
 QUARANTINE = "quarantine"
 CHECKPOINTS = "checkpoints"
 
@@ -69,6 +73,11 @@ def processed_historical_prefix(day: date) -> str:
 def processed_realtime_prefix(window_size: str, day: date | None = None) -> str:
     base = f"{PROCESSED_REALTIME}/window={window_size}/"
     return base if day is None else f"{base}date={day.isoformat()}/"
+
+
+def processed_date_prefix(base: str, day: date) -> str:
+    """One date's folder of a date-partitioned processed dataset (features, metrics)."""
+    return f"{base}/date={day.isoformat()}/"
 
 
 def checkpoint_prefix(job: str) -> str:

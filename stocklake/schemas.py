@@ -303,6 +303,44 @@ DAILY_METRICS_COLUMNS: Columns = (
 )
 DAILY_METRICS_KEY = ("symbol", "trade_date")
 
+# processed/features/daily/date=YYYY-MM-DD/: rolling features of the daily metrics, per
+# symbol over its rows (trading days present in the lake). Defined in the README.
+SMA_WINDOWS = (7, 14, 30)
+VOLATILITY_WINDOW = 20
+VWAP_WINDOW = 20
+ZSCORE_WINDOW = 60
+TRADING_DAYS_PER_YEAR = 252
+DAILY_FEATURES_COLUMNS: Columns = (
+    ("symbol", "string"),
+    ("trade_date", "date"),
+    ("close", "double"),
+    ("volume", "long"),
+    ("return_pct", "double"),
+    ("log_return", "double"),
+    *((f"sma_{n}", "double") for n in SMA_WINDOWS),
+    (f"volatility_{VOLATILITY_WINDOW}d", "double"),
+    (f"vwap_{VWAP_WINDOW}d", "double"),
+    ("drawdown_pct", "double"),
+    (f"return_zscore_{ZSCORE_WINDOW}d", "double"),
+)
+DAILY_FEATURES_KEY = ("symbol", "trade_date")
+
+# processed/features/intraday/date=YYYY-MM-DD/: rolling features of 1-minute bars, per
+# symbol within one session (trade date), over the last N minutes of event time.
+INTRADAY_WINDOWS_MINUTES = (5, 15, 60)
+INTRADAY_FEATURES_COLUMNS: Columns = (
+    ("symbol", "string"),
+    ("trade_date", "date"),
+    ("bar_ts", "timestamp"),
+    ("close", "double"),
+    ("volume", "long"),
+    *((f"return_{n}m", "double") for n in INTRADAY_WINDOWS_MINUTES),
+    *((f"realized_vol_{n}m", "double") for n in INTRADAY_WINDOWS_MINUTES),
+    *((f"vwap_{n}m", "double") for n in INTRADAY_WINDOWS_MINUTES),
+    ("drawdown_from_high_pct", "double"),
+)
+INTRADAY_FEATURES_KEY = ("symbol", "bar_ts")
+
 # processed/realtime/window=15m|1h/date=YYYY-MM-DD/ (date of window_start).
 REALTIME_WINDOW_COLUMNS: Columns = (
     ("symbol", "string"),
