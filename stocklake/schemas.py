@@ -23,7 +23,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     model_validator,
 )
 
@@ -96,14 +95,6 @@ _SYMBOL = re.compile(SYMBOL_PATTERN)
 def is_symbol(text: str) -> bool:
     """Whether `text` is a symbol by the contract's rule (SYMBOL_RULE)."""
     return _SYMBOL.fullmatch(text) is not None
-
-
-class RecordError(ValueError):
-    """A record that breaks its contract; `reason` says why (for quarantine)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _utc(value: datetime) -> datetime:
@@ -221,28 +212,6 @@ def repeated_keys(raw: bytes | str) -> list[str]:
     except (ValueError, RecursionError):
         return []
     return repeated
-
-
-def parse_record(kind: RecordKind, raw: bytes | str | dict[str, Any]) -> _Record:
-    """Decode and validate one wire record; RecordError carries the reason."""
-    if isinstance(raw, bytes | str):
-        text = raw
-        try:
-            raw = json.loads(text)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RecordError(f"not valid JSON: {error}") from None
-        if repeated := repeated_keys(text):
-            raise RecordError("; ".join(f"{key}: given more than once" for key in repeated))
-    if not isinstance(raw, dict):
-        raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
-    try:
-        return RECORD_TYPES[kind].model_validate(raw)
-    except ValidationError as error:
-        reasons = []
-        for problem in error.errors():
-            where = ".".join(str(part) for part in problem["loc"]) or "record"
-            reasons.append(f"{where}: {problem['msg']}")
-        raise RecordError("; ".join(reasons)) from None
 
 
 Columns = tuple[tuple[str, str], ...]  # (name, kind); kinds are the keys of COLUMN_TYPES

@@ -14,47 +14,56 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
-from pydantic import ValidationError, field_serializer
+from pydantic import AwareDatetime, ValidationError
 
 from stocklake.schemas import (
+    RECORD_TYPES,
     SCHEMA_VERSION,
-    HistoricalBar,
-    RealtimeTick,
+    Price,
     RecordKind,
+    Volume,
     format_ts,
     repeated_keys,
 )
 from stocklake.trading_calendar import last_open
 
 
-class _LandedBar(HistoricalBar):
-    """HistoricalBar, serialised with the wire's one timestamp form."""
-
-    @field_serializer("ts", "ingested_at", when_used="json")
-    def _ts(self, value: datetime) -> str:
-        return format_ts(value)
-
-
-class _LandedTick(RealtimeTick):
-    """RealtimeTick, serialised with the wire's one timestamp form."""
-
-    @field_serializer("event_time", when_used="json")
-    def _ts(self, value: datetime) -> str:
-        return format_ts(value)
+def _fields_declared_as(alias: Any) -> frozenset[str]:
+    """The record fields declared with one of the core's annotated types (`Price`, ...)."""
+    base, info = get_args(alias)[:2]
+    names = set()
+    for model in RECORD_TYPES.values():
+        for name, declared in model.model_fields.items():
+            same = declared.annotation is base and declared.metadata == info.metadata
+            if same or alias in get_args(declared.annotation):  # Price | None
+                names.add(name)
+    return frozenset(names)
 
 
-_MODELS: dict[str, type[_LandedBar] | type[_LandedTick]] = {
-    "historical": _LandedBar,
-    "realtime": _LandedTick,
-}
-
-PRICE_FIELDS = frozenset({"open", "high", "low", "close", "adj_close", "price"})
-VOLUME_FIELDS = frozenset({"volume", "size"})
-TIME_FIELDS = frozenset({"ts", "event_time", "ingested_at"})
+PRICE_FIELDS = _fields_declared_as(Price)
+VOLUME_FIELDS = _fields_declared_as(Volume)
+TIME_FIELDS = frozenset(
+    name
+    for model in RECORD_TYPES.values()
+    for name, declared in model.model_fields.items()
+    if declared.annotation is AwareDatetime
+)
 # pydantic-core's error types for a number or a time outside a Field's bounds.
 _BOUNDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+# Error types of the record as a whole (an empty `loc`), by reason.
+_RECORD_ERRORS = {
+    "json_invalid": "not_json",
+    "json_type": "not_json",
+    "model_type": "not_an_object",
+    "model_attributes_type": "not_an_object",
+}
+# A JSON value of the wrong type: pydantic-core names these `<type>_type` ("int_type"),
+# strings that do not parse as the type `<type>_parsing`; `enum` is a value outside an
+# allowed list (Interval, HistoricalSource), reported as the wrong type as a Literal was.
+_WRONG_TYPE_SUFFIXES = ("_type", "_parsing")
+_WRONG_TYPE = frozenset({"enum", "literal_error"})
 
 # Reason codes, most fundamental first: a record gets the first that applies.
 REASONS = (
@@ -156,7 +165,7 @@ def _new_session(latest: datetime, event_time: datetime, max_ahead: timedelta) -
 
 
 class RecordGate:
-    """`check_record` for many records on one clock reading (the consumer's hot path).
+    """The gate of one kind on one clock reading (the consumer's hot path).
 
     `clock`, when given (real-time ticks), holds back a tick far ahead of the latest one
     landed; it outlives the gate, so one landing run passes the same one to every gate.
@@ -170,10 +179,9 @@ class RecordGate:
         max_future: timedelta,
         clock: EventClock | None = None,
     ) -> None:
-        model = _MODELS[kind]
+        model = RECORD_TYPES[RecordKind(kind)]
         self._validate = model.__pydantic_validator__.validate_json
         self._serialize = model.__pydantic_serializer__.to_json
-        self._time_field = "ts" if kind == "historical" else "event_time"
         self._now = now
         self._max_future = max_future
         self._latest = now + max_future
@@ -201,7 +209,7 @@ class RecordGate:
         # The model would default a missing version to 1; on the wire it must be said.
         if "schema_version" not in present:
             return Rejected("missing_field", "schema_version: Field required")
-        event_time = getattr(record, self._time_field)
+        event_time = record.event_time
         if event_time > self._latest:
             return Rejected(
                 "future_event_time",
@@ -221,17 +229,6 @@ class RecordGate:
                     f"after the latest tick landed in this run ({format_ts(latest)})",
                 )
         return Accepted(body, event_time)
-
-
-def check_record(
-    kind: RecordKind,
-    value: bytes | None,
-    *,
-    now: datetime,
-    max_future: timedelta,
-) -> Accepted | Rejected:
-    """Validate one Kafka value against the wire contract of `kind`."""
-    return RecordGate(kind, now=now, max_future=max_future).check(value)
 
 
 def _explain(value: bytes, errors: Iterable[dict[str, Any]]) -> Rejected:
@@ -264,39 +261,41 @@ def _message(code: str, problem: dict[str, Any]) -> str:
 
 
 def _classify(problem: dict[str, Any]) -> str:
+    """The reason code of one pydantic error, from its `type`, the field and the input."""
     kind = problem["type"]
     loc = problem["loc"]
+    if not loc and kind == "value_error":
+        # The one model-level check (HistoricalBar's OHLC validator); its input is the
+        # decoded object, which tells which rule failed.
+        return "high_below_low" if _high_below_low(problem.get("input")) else "ohlc_inconsistent"
+    if not loc and kind in _RECORD_ERRORS:
+        return _RECORD_ERRORS[kind]
     field = str(loc[0]) if loc else ""
-    value = problem.get("input")
-    if kind == "json_invalid" or (kind == "json_type" and not loc):
-        return "not_json"
-    if kind in ("model_type", "model_attributes_type") and not loc:
-        return "not_an_object"
-    if field == "schema_version" and kind != "missing":
-        return "unknown_schema_version"
+    if field == "schema_version":
+        return "missing_field" if kind == "missing" else "unknown_schema_version"
     if kind == "missing":
         return "missing_field"
     if kind == "extra_forbidden":
         return "extra_field"
+    if kind in _BOUNDS or kind == "finite_number":
+        return _out_of_bounds(field, kind, problem.get("input"))
+    if kind in _WRONG_TYPE or kind.endswith(_WRONG_TYPE_SUFFIXES):
+        return "wrong_type"
+    return "invalid_value"
+
+
+def _out_of_bounds(field: str, kind: str, value: Any) -> str:
+    """A number or a time outside its Field's bounds (or a price that is not finite)."""
     if field in PRICE_FIELDS:
-        if isinstance(value, float) and not math.isfinite(value):
+        if kind == "finite_number" or (isinstance(value, float) and not math.isfinite(value)):
             return "non_finite_price"
-        if kind == "value_error" and "finite" in problem["msg"]:
-            return "non_finite_price"
-        if kind in _BOUNDS:
-            positive = isinstance(value, int | float) and value > 0
-            return "price_out_of_range" if positive else "non_positive_price"
-    if field in VOLUME_FIELDS and kind in _BOUNDS:
+        positive = isinstance(value, int | float) and value > 0
+        return "price_out_of_range" if positive else "non_positive_price"
+    if field in VOLUME_FIELDS:
         return "negative_volume" if kind == "greater_than_equal" else "volume_out_of_range"
     if field in TIME_FIELDS and kind == "greater_than_equal":
         return "early_event_time"
-    if kind in _BOUNDS:
-        return "value_out_of_range"
-    if not loc and kind == "value_error" and "OHLC" in problem["msg"]:
-        return "high_below_low" if _high_below_low(value) else "ohlc_inconsistent"
-    if kind.endswith(("_type", "_parsing")) or kind == "literal_error":
-        return "wrong_type"
-    return "invalid_value"
+    return "value_out_of_range"
 
 
 def _high_below_low(value: Any) -> bool:

@@ -1,4 +1,8 @@
-"""Test data for the landing tests: good wire records and every kind of bad one."""
+"""Test data for the landing tests: good wire records and every kind of bad one.
+
+Also the tests' two ways of checking one record: `parse_record` (the core models' own
+lenient parse, for the producers' tests) and `check_record` (the landing gate on one value).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,51 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from stocklake import lake
-from stocklake.schemas import RealtimeTick
+from stocklake.schemas import RECORD_TYPES, RealtimeTick, RecordKind, repeated_keys
+from streaming.validation import Accepted, RecordGate, Rejected
+
+
+class RecordError(ValueError):
+    """A record that breaks its contract; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_record(kind: RecordKind | str, raw: bytes | str | dict[str, Any]) -> BaseModel:
+    """Decode and validate one wire record with the core model; RecordError says why not."""
+    if isinstance(raw, bytes | str):
+        text = raw
+        try:
+            raw = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RecordError(f"not valid JSON: {error}") from None
+        if repeated := repeated_keys(text):
+            raise RecordError("; ".join(f"{key}: given more than once" for key in repeated))
+    if not isinstance(raw, dict):
+        raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        return RECORD_TYPES[RecordKind(kind)].model_validate(raw)
+    except ValidationError as error:
+        reasons = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"]) or "record"
+            reasons.append(f"{where}: {problem['msg']}")
+        raise RecordError("; ".join(reasons)) from None
+
+
+def check_record(
+    kind: RecordKind | str, value: bytes | None, *, now: datetime, max_future: timedelta
+) -> Accepted | Rejected:
+    """The landing gate's verdict on one Kafka value of `kind`."""
+    return RecordGate(RecordKind(kind), now=now, max_future=max_future).check(value)
+
 
 SYMBOLS = ("AAPL", "MSFT", "TSLA", "AMZN", "^GSPC")
 

@@ -19,8 +19,8 @@ from streaming.batching import (
     read_marker,
 )
 from streaming.errors import LandingError
-from streaming.validation import Accepted, Rejected, check_record
-from tests.streaming.records import bad_values
+from streaming.validation import Accepted, Rejected
+from tests.streaming.records import bad_values, check_record
 
 LANDED_AT = datetime(2024, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 TOPIC = "ticks.test"

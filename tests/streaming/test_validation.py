@@ -14,19 +14,11 @@ from stocklake.schemas import (
     MIN_PRICE,
     HistoricalBar,
     RealtimeTick,
-    RecordError,
     is_symbol,
-    parse_record,
     repeated_keys,
 )
-from streaming.validation import (
-    REASONS,
-    Accepted,
-    EventClock,
-    RecordGate,
-    Rejected,
-    check_record,
-)
+from streaming.validation import REASONS, Accepted, EventClock, RecordGate, Rejected
+from tests.streaming.records import RecordError, check_record, parse_record
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
