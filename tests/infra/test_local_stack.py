@@ -51,12 +51,10 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
         "KAFKA": int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1]),
         "LAKE_CONSOLE_PORT": int(env["LAKE_CONSOLE_PORT"]),
     }
-    started = time.monotonic()
+    # How long a cold `up` takes is measured by bench/bench_stack.py, not asserted here.
     first = _cli(env, "up")
-    cold_seconds = time.monotonic() - started
     try:
         assert first.returncode == 0, first.stdout + first.stderr
-        assert cold_seconds < 30, f"cold up took {cold_seconds:.1f} s"
 
         status = _cli(env, "status", "--json")
         assert status.returncode == 0, status.stdout + status.stderr
