@@ -1,4 +1,8 @@
-"""Settings: defaults from .env.example, overrides, and named errors."""
+"""Settings: overrides (a .env file, then the environment), and named errors.
+
+The defaults in code and .env.example are checked against each other in
+test_settings_defaults.py.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,20 @@ import pytest
 from stocklake.settings import SettingsError, load_settings
 
 
-def test_defaults_come_from_env_example() -> None:
-    settings = load_settings()
-    assert settings.postgres_port > 0
-    assert settings.s3_endpoint_url.startswith("http")
-    assert settings.warehouse_kind in ("postgres", "snowflake")
+def test_a_dot_env_file_overrides_the_defaults_and_the_environment_overrides_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("STOCKLAKE_HOME", str(tmp_path))
+    for name in ("LAKE_BUCKET", "POSTGRES_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = load_settings()
+    (tmp_path / ".env").write_text("LAKE_BUCKET=from-dot-env\nPOSTGRES_PORT=6000\n")
+    from_file = load_settings()
+    assert (from_file.lake_bucket, from_file.postgres_port) == ("from-dot-env", 6000)
+    assert defaults.lake_bucket != "from-dot-env" and defaults.postgres_port != 6000
+    monkeypatch.setenv("POSTGRES_PORT", "6543")
+    both = load_settings()
+    assert (both.lake_bucket, both.postgres_port) == ("from-dot-env", 6543)
 
 
 def test_environment_overrides_env_files(monkeypatch: pytest.MonkeyPatch) -> None:
