@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ingestion.market_hours import EXCHANGE_TZ, DateRange, daily_bar_ts
-from stocklake.schemas import HistoricalBar, trade_date_of
+from stocklake.schemas import HistoricalBar, HistoricalSource, Interval, trade_date_of
 from stocklake.settings import PROJECT_ROOT
 from stocklake.trading_calendar import trading_days
 
@@ -31,7 +31,7 @@ BUNDLED_DATA_DIR = PROJECT_ROOT / "data"
 class BundledFile:
     symbol: str
     relative_path: str
-    interval: str
+    interval: Interval
 
     @property
     def path(self) -> Path:
@@ -41,13 +41,13 @@ class BundledFile:
 # Facebook's history is served by Yahoo under META since the 2022 rename, so
 # both bundled Facebook files use META: one company, one symbol.
 BUNDLED_FILES: tuple[BundledFile, ...] = (
-    BundledFile("AAPL", "daily/apple.csv", "1d"),
-    BundledFile("AMZN", "daily/amazon.csv", "1d"),
-    BundledFile("GOOGL", "daily/google.csv", "1d"),
-    BundledFile("META", "daily/facebook.csv", "1d"),
-    BundledFile("NFLX", "daily/netflix.csv", "1d"),
-    BundledFile("TSLA", "daily/tesla.csv", "1d"),
-    BundledFile("^GSPC", "daily/sp500.csv", "1d"),
+    BundledFile("AAPL", "daily/apple.csv", Interval.D1),
+    BundledFile("AMZN", "daily/amazon.csv", Interval.D1),
+    BundledFile("GOOGL", "daily/google.csv", Interval.D1),
+    BundledFile("META", "daily/facebook.csv", Interval.D1),
+    BundledFile("NFLX", "daily/netflix.csv", Interval.D1),
+    BundledFile("TSLA", "daily/tesla.csv", Interval.D1),
+    BundledFile("^GSPC", "daily/sp500.csv", Interval.D1),
     BundledFile("META", "intraday/fb_week_of_may_20_per_minute.csv", "1m"),
 )
 
@@ -145,14 +145,14 @@ def parse_bar_time(
         moment = datetime.strptime(text, time_format)
     elif _DATE_ONLY.match(text):
         moment = datetime.fromisoformat(text)
-        if interval != "1d":
+        if interval != Interval.D1:
             raise ValueError(f"{text!r} has no time of day, but the interval is {interval}")
     elif dashed := _DASHED_TIME.match(text):
         day, hour, minute, second = dashed.groups()
         moment = datetime.fromisoformat(f"{day} {hour}:{minute}:{second or '00'}")
     else:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if interval == "1d":
+    if interval == Interval.D1:
         # A daily bar belongs to its exchange-local trade date, whatever clock wrote it.
         local = moment if moment.tzinfo is None else moment.astimezone(tz)
         return daily_bar_ts(local.date())
@@ -303,7 +303,7 @@ def _row_to_bar(
         return HistoricalBar(
             symbol=row_symbol,
             interval=interval,
-            source="csv",
+            source=HistoricalSource.CSV,
             ingested_at=ingested_at,
             **values,
         )
@@ -373,7 +373,7 @@ def load_bundled(
                 f"{bundled.path} has {bundled.symbol} {interval} bars from {result.first_date} "
                 f"to {result.last_date}, none in {days}; pick dates inside that span"
             )
-        if interval == "1d":
+        if interval == Interval.D1:
             result.gaps = find_gaps(result.bars)
         results.append(result)
     return results

@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 
 from ingestion.market_hours import SESSION_SECONDS, TRADING_DAYS_PER_YEAR
+from stocklake.schemas import Interval
 
 # Seconds of trading time in a year: GBM's clock only runs while the market is open.
 TRADING_SECONDS_PER_YEAR = TRADING_DAYS_PER_YEAR * SESSION_SECONDS
@@ -49,8 +50,14 @@ def bundled_last_close(symbol: str) -> float | None:
     from ingestion.csv_source import BUNDLED_FILES
 
     for bundled in BUNDLED_FILES:
-        if bundled.symbol == symbol and bundled.interval == "1d" and bundled.path.exists():
+        if bundled.symbol == symbol and bundled.interval == Interval.D1 and bundled.path.exists():
             with bundled.path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
             return round(float(rows[-1]["close"]), 2) if rows else None
     return None
+
+
+def gbm_overrides(drift: float | None, volatility: float | None) -> dict[str, float]:
+    """The GBM parameters a user gave, as keyword arguments (a None keeps the default)."""
+    given = (("drift", drift), ("volatility", volatility))
+    return {name: value for name, value in given if value is not None}

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from stocklake.schemas import Interval
+
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
 SESSION_CLOSE = time(16, 0)
 SESSION_SECONDS = 6.5 * 3600
 TRADING_DAYS_PER_YEAR = 252
-
-INTERVAL_SECONDS: dict[str, int] = {"1d": 86400, "1h": 3600, "5m": 300, "1m": 60}
 
 _PERIOD = re.compile(r"^(?P<n>\d+)(?P<unit>d|wk|mo|y)$")
 
@@ -131,9 +131,9 @@ def daily_bar_ts(day: date) -> datetime:
 
 def bar_starts(day: date, interval: str) -> list[datetime]:
     """Bar start times (UTC) of one session; hourly bars start at :30 like Yahoo's."""
-    if interval == "1d":
+    if interval == Interval.D1:
         return [daily_bar_ts(day)]
-    step = timedelta(seconds=INTERVAL_SECONDS[interval])
+    step = timedelta(seconds=Interval(interval).seconds)
     moment, close = session_open_utc(day), session_close_utc(day)
     starts = []
     while moment < close:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
 
 from ingestion.gbm import (
     DEFAULT_DRIFT,
@@ -37,11 +36,8 @@ from ingestion.market_hours import (
     session_fraction,
     session_open_utc,
 )
-from stocklake.schemas import RealtimeTick
+from stocklake.schemas import SIMULATOR_SOURCE, Clock, RealtimeTick
 
-# interval: event times spread evenly over a given [start, end) (one scheduled run's slice).
-Clock = Literal["live", "accelerated", "interval"]
-SOURCE = "simulator"
 # Accelerated clock: one 6.5 h session in about one minute of wall time.
 ACCELERATED_SPEEDUP = SESSION_SECONDS / 60.0
 DEFAULT_LOT = 100
@@ -54,8 +50,8 @@ def tick_spacing(rate: float, clock: Clock) -> float:
     if rate < 0:
         raise ValueError(f"--rate must be >= 0, got {rate}")
     if rate == 0:
-        return UNPACED_TICK_SECONDS if clock == "accelerated" else 0.001
-    return (ACCELERATED_SPEEDUP if clock == "accelerated" else 1.0) / rate
+        return UNPACED_TICK_SECONDS if clock == Clock.ACCELERATED else 0.001
+    return (ACCELERATED_SPEEDUP if clock == Clock.ACCELERATED else 1.0) / rate
 
 
 def simulate_ticks(
@@ -115,7 +111,7 @@ def simulate_ticks(
             price=round(prices[symbol], 4),
             size=lots * lot,
             sequence=sequence[symbol],
-            source=SOURCE,
+            source=SIMULATOR_SOURCE,
         )
         emitted += 1
         moment += timedelta(seconds=tick_seconds)

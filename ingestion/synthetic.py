@@ -20,14 +20,13 @@ from ingestion.gbm import (
     u_shape,
 )
 from ingestion.market_hours import (
-    INTERVAL_SECONDS,
     SESSION_SECONDS,
     DateRange,
     bar_starts,
     session_open_utc,
     weekdays,
 )
-from stocklake.schemas import HistoricalBar
+from stocklake.schemas import HistoricalBar, HistoricalSource, Interval
 
 SUB_STEPS = 8
 # Overnight moves are smaller than a session's: a fraction of a day's variance.
@@ -61,7 +60,7 @@ def _symbol_bars(
     rng = symbol_rng(seed, symbol, f"bars:{interval}:{days.start}")
     price = start_price(symbol, seed)
     base_volume = float(rng.uniform(2e6, 5e7))
-    bar_seconds = SESSION_SECONDS if interval == "1d" else INTERVAL_SECONDS[interval]
+    bar_seconds = SESSION_SECONDS if interval == Interval.D1 else Interval(interval).seconds
     step_years = bar_seconds / SUB_STEPS / TRADING_SECONDS_PER_YEAR
     overnight_years = OVERNIGHT_VARIANCE_SHARE * SESSION_SECONDS / TRADING_SECONDS_PER_YEAR
     for day in weekdays(days):
@@ -73,7 +72,7 @@ def _symbol_bars(
             for shock in rng.standard_normal(SUB_STEPS):
                 path.append(path[-1] * gbm_factor(step_years, drift, volatility, float(shock)))
             price = path[-1]
-            if interval == "1d":
+            if interval == Interval.D1:
                 share = 1.0
             else:
                 middle = (ts - opened).total_seconds() + bar_seconds / 2
@@ -89,6 +88,6 @@ def _symbol_bars(
                 low=round(min(path), 4),
                 close=round(price, 4),
                 volume=volume,
-                source="synthetic",
+                source=HistoricalSource.SYNTHETIC,
                 ingested_at=ingested_at,
             )

@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
+import tenacity
 from pydantic import ValidationError
 
 from ingestion.market_hours import EXCHANGE_TZ, DateRange, daily_bar_ts
-from stocklake.schemas import HistoricalBar
+from stocklake.schemas import HistoricalBar, HistoricalSource, Interval
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "META", "TSLA", "NVDA")
-# Yahoo's interval names for the contract's intervals.
-YAHOO_INTERVALS = {"1d": "1d", "1h": "1h", "5m": "5m", "1m": "1m"}
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def frame_to_bars(
     for stamp, *ohlcv, adj in zip(index, *columns, adjusted, strict=True):
         if all(_is_missing(v) for v in ohlcv[:4]):
             continue
-        ts = daily_bar_ts(stamp.date()) if interval == "1d" else stamp.tz_convert(UTC)
+        ts = daily_bar_ts(stamp.date()) if interval == Interval.D1 else stamp.tz_convert(UTC)
         try:
             if any(_is_missing(v) for v in ohlcv):
                 raise ValueError(f"missing values in {dict(zip(_OHLCV, ohlcv, strict=True))}")
@@ -81,7 +80,7 @@ def frame_to_bars(
                     close=float(ohlcv[3]),
                     adj_close=None if _is_missing(adj) else float(adj),
                     volume=_whole_volume(ohlcv[4]),
-                    source="yfinance",
+                    source=HistoricalSource.YFINANCE,
                     ingested_at=ingested_at,
                 )
             )
@@ -144,7 +143,8 @@ def _default_history(
 ) -> pd.DataFrame:
     import yfinance as yf
 
-    kwargs: dict[str, object] = {"interval": YAHOO_INTERVALS[interval], "auto_adjust": False}
+    # Yahoo names its intervals as the contract does (1d, 1h, 5m, 1m).
+    kwargs: dict[str, object] = {"interval": Interval(interval).value, "auto_adjust": False}
     if days is not None:
         kwargs.update(start=days.start.isoformat(), end=days.end.isoformat())
     else:
@@ -174,37 +174,57 @@ def fetch_history(
     at once. `history` and `sleep` are parameters so tests can replay
     recorded answers without the network or the waiting.
     """
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_is_network_error),
+        stop=tenacity.stop_after_attempt(retries + 1),
+        wait=tenacity.wait_exponential(multiplier=backoff_seconds),
+        before_sleep=_log_retry(symbol, retries),
+        sleep=sleep,
+    )
+    try:
+        frame = retrying(history, symbol, interval, days, period)
+    except tenacity.RetryError as exhausted:
+        last = exhausted.last_attempt
+        error = last.exception()
+        raise YahooError(
+            symbol,
+            f"Yahoo unreachable after {last.attempt_number} attempts ({type(error).__name__}: "
+            f"{error}); offline? use --source csv or --source synthetic",
+        ) from None
+    except Exception as error:
+        verdict = _yahoo_verdict(symbol, error)
+        if verdict is None:
+            raise
+        raise verdict from None
+    return frame_to_bars(symbol, frame, interval, ingested_at)
+
+
+def _log_retry(symbol: str, retries: int) -> Callable[[tenacity.RetryCallState], None]:
+    """tenacity's before-sleep hook: one warning per retry, naming the symbol and the wait."""
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s: %s; retry %d/%d in %.1fs", symbol, error, state.attempt_number, retries, delay
+        )
+
+    return log_retry
+
+
+def _yahoo_verdict(symbol: str, error: Exception) -> YahooError | None:
+    """What a failure that is not retried means, as a YahooError (None: not Yahoo's answer)."""
     from yfinance.exceptions import YFException, YFPricesMissingError
 
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            frame = history(symbol, interval, days, period)
-        except Exception as error:
-            if _is_network_error(error):
-                if attempt > retries:
-                    raise YahooError(
-                        symbol,
-                        f"Yahoo unreachable after {attempt} attempts ({type(error).__name__}: "
-                        f"{error}); offline? use --source csv or --source synthetic",
-                    ) from None
-                delay = backoff_seconds * 2 ** (attempt - 1)
-                log.warning("%s: %s; retry %d/%d in %.1fs", symbol, error, attempt, retries, delay)
-                sleep(delay)
-                continue
-            if isinstance(error, YFPricesMissingError):
-                # The symbol has a time zone (so Yahoo knows it) but no bar in the range.
-                raise YahooNoBars(symbol, f"Yahoo has no data: {_yahoo_reason(error)}") from None
-            if isinstance(error, YFException):
-                raise YahooError(symbol, f"Yahoo has no data: {_yahoo_reason(error)}") from None
-            status = _http_status(error)
-            if status is not None:
-                raise YahooError(
-                    symbol, f"Yahoo answered HTTP {status}: unknown or delisted symbol?"
-                ) from None
-            raise
-        return frame_to_bars(symbol, frame, interval, ingested_at)
+    if isinstance(error, YFPricesMissingError):
+        # The symbol has a time zone (so Yahoo knows it) but no bar in the range.
+        return YahooNoBars(symbol, f"Yahoo has no data: {_yahoo_reason(error)}")
+    if isinstance(error, YFException):
+        return YahooError(symbol, f"Yahoo has no data: {_yahoo_reason(error)}")
+    status = _http_status(error)
+    if status is not None:
+        return YahooError(symbol, f"Yahoo answered HTTP {status}: unknown or delisted symbol?")
+    return None
 
 
 def _yahoo_reason(error: BaseException) -> str:

@@ -19,7 +19,7 @@ from ingestion.csv_source import (
     read_csv_bars,
 )
 from ingestion.market_hours import DateRange
-from stocklake.schemas import parse_record
+from tests.streaming.records import parse_record
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -193,7 +193,7 @@ def test_time_parsing_rules():
 
 def test_a_holiday_is_an_error_unless_empty_is_allowed():
     from ingestion.csv_source import CsvNoBars
-    from ingestion.producer import collect_historical
+    from ingestion.sources import collect_historical
 
     christmas = {"start": date(2020, 12, 25), "end": date(2020, 12, 26)}
     with pytest.raises(CsvNoBars, match=r"apple.csv has AAPL 1d bars .* none in \[2020-12-25"):
@@ -214,7 +214,7 @@ def test_gaps_in_a_user_file_are_found_in_any_year(tmp_path: Path):
     """Missing trading days are found against the exchange calendar, not the bundled files."""
     from datetime import timedelta
 
-    from ingestion.producer import collect_historical
+    from ingestion.sources import collect_historical
 
     holidays_2015 = {
         date(2015, 1, 1), date(2015, 1, 19), date(2015, 2, 16), date(2015, 4, 3),

@@ -18,14 +18,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from ingestion.producer import (
-    ProduceError,
-    make_producer,
-    produce_historical,
-    produce_ticks,
-)
-from stocklake.schemas import SYMBOL_RULE, HistoricalBar, RealtimeTick, parse_record
+from ingestion.errors import ProduceError
+from ingestion.kafka_sink import make_producer
+from ingestion.producer import produce_historical, produce_ticks
+from stocklake.schemas import SYMBOL_RULE, HistoricalBar, RealtimeTick
 from stocklake.settings import Settings, load_settings
+from tests.streaming.records import parse_record
 
 PARTITIONS = 3
 
@@ -192,7 +190,7 @@ def test_cli_historical_end_is_exclusive(stack: Settings, topic: str):
 
 @pytest.mark.services
 def test_missing_topic_is_a_clear_error(stack: Settings, admin):
-    from ingestion.producer import ProduceSummary, send_records
+    from ingestion.kafka_sink import ProduceSummary, send_records
     from ingestion.simulator import accelerated_start, simulate_ticks
 
     producer = make_producer(stack, max_block_ms=1500)

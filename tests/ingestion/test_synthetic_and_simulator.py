@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from ingestion.errors import ProduceError
 from ingestion.gbm import bundled_last_close, start_price, u_shape
 from ingestion.market_hours import (
     DateRange,
@@ -17,7 +18,7 @@ from ingestion.market_hours import (
     resolve_range,
     session_fraction,
 )
-from ingestion.producer import ProduceError, plan_realtime
+from ingestion.realtime_plan import plan_realtime
 from ingestion.simulator import (
     ACCELERATED_SPEEDUP,
     Pacer,
@@ -26,7 +27,7 @@ from ingestion.simulator import (
     tick_spacing,
 )
 from ingestion.synthetic import synthetic_bars
-from stocklake.schemas import parse_record
+from tests.streaming.records import parse_record
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 WEEK = DateRange(date(2024, 3, 4), date(2024, 3, 11))  # Mon..Sun, DST starts on the 10th
@@ -232,7 +233,7 @@ def test_plan_realtime_options():
 def test_interval_plan_spans_exactly_its_interval() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from ingestion.producer import ProduceError, plan_interval
+    from ingestion.realtime_plan import plan_interval
 
     start = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
     end = start + timedelta(minutes=15)

@@ -13,8 +13,8 @@ import pytest
 
 from ingestion import yahoo
 from ingestion.market_hours import DateRange
-from ingestion.producer import collect_historical
-from stocklake.schemas import parse_record
+from ingestion.sources import collect_historical
+from tests.streaming.records import parse_record
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 LAST_WEEK_2020 = DateRange(date(2020, 12, 24), date(2021, 1, 1))
@@ -65,7 +65,7 @@ def test_error_answer_for_unknown_symbol_is_not_retried(yahoo_replay):
     assert "404" in str(caught.value) or "no data" in str(caught.value)
 
 
-def test_network_errors_are_retried_with_backoff_then_reported():
+def test_network_errors_are_retried_with_backoff_then_reported(caplog):
     attempts: list[str] = []
     slept: list[float] = []
 
@@ -79,6 +79,12 @@ def test_network_errors_are_retried_with_backoff_then_reported():
         )
     assert len(attempts) == 4
     assert slept == [1.0, 2.0, 4.0]
+    # Each retry is logged, naming the symbol, the error, the count and the wait.
+    retries = [r.getMessage() for r in caplog.records if r.name == "ingestion.yahoo"]
+    assert retries == [
+        f"MSFT: Could not resolve host: query2.finance.yahoo.com; retry {n}/3 in {wait}s"
+        for n, wait in ((1, "1.0"), (2, "2.0"), (3, "4.0"))
+    ]
 
 
 def test_a_transient_error_then_success(yahoo_replay):
