@@ -4,6 +4,7 @@ A stage: imports only the shared core (`stocklake`). Airflow tasks and the CLI
 call `load_daily`, `load_realtime` and `run_query`.
 """
 
+from loaders.backends import connect_warehouse
 from loaders.load import (
     LoadError,
     LoadSummary,
@@ -16,7 +17,7 @@ from loaders.load import (
 )
 from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS
 from loaders.transform import SchemaDriftError
-from loaders.warehouse import DeadLoad, SchemaNotFoundError, connect_warehouse
+from loaders.warehouse import DeadLoad, SchemaNotFoundError
 
 __all__ = [
     "DAILY_METRICS",

@@ -15,8 +15,8 @@ from datetime import date
 
 import pyarrow.parquet as pq
 
+from loaders.backends import connect_warehouse
 from loaders.tables import DAILY_METRICS
-from loaders.warehouse import connect_warehouse
 from stocklake import lake
 from stocklake.s3 import lake_filesystem
 from stocklake.settings import Settings

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import s3fs
 
+from loaders.backends import connect_warehouse
 from loaders.source import list_source_partitions, read_partitions
 from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS, WarehouseTable
 from loaders.transform import (
@@ -26,7 +27,7 @@ from loaders.transform import (
     reject_null_keys,
     select_partitions,
 )
-from loaders.warehouse import AuditRecord, DeadLoad, Warehouse, connect_warehouse
+from loaders.warehouse import AuditRecord, DeadLoad, MergeCounts, Warehouse
 from stocklake.s3 import lake_filesystem
 from stocklake.settings import Settings
 
@@ -121,39 +122,62 @@ def load_table(
     if start is not None and end is not None and end <= start:
         raise ValueError(f"end {end} must be after start {start} (end is exclusive)")
     clock = time.perf_counter()
-    mode = load_mode(start, end, full_refresh)
-    summary, audit = _begin(table, mode, pipeline_run_id, logical_date)
+    load = _begin(table, load_mode(start, end, full_refresh), pipeline_run_id, logical_date)
     with connect_warehouse(settings, schema=schema) as warehouse:
         try:
-            _start_audited(warehouse, table, audit, summary)
-            fs = fs or lake_filesystem(settings)
-            partitions = list_source_partitions(fs, settings.lake_bucket, table)
-            loaded = warehouse.loaded_partitions(table) if mode == "incremental" else None
-            chosen = select_partitions(partitions, start=start, end=end, loaded=loaded)
-            summary.partitions = [partition.name for partition in chosen]
-            audit = replace(audit, source_partitions={p.name: p.fingerprint for p in chosen})
-            rows = _rows_to_stage(fs, settings.lake_bucket, chosen, table, summary)
-            audit = replace(
-                audit,
-                rows_read=summary.rows_read,
-                rows_rejected=summary.rows_rejected,
-                rows_duplicate=summary.rows_duplicate,
-                rows_staged=summary.rows_staged,
-            )
-            counts = warehouse.write_load(table, rows, audit)
+            _start_audited(warehouse, table, load.audit, load.summary)
+            counts = _stage_and_merge(warehouse, settings, table, load, start, end, fs)
         except BaseException as error:
-            _record_failure(warehouse, audit, summary, error, clock)
+            _record_failure(warehouse, load.audit, load.summary, error, clock)
             if isinstance(error, Exception):
                 raise LoadError(
-                    f"loading {table.name} failed, the table is unchanged: {summary.error}",
-                    summary,
+                    f"loading {table.name} failed, the table is unchanged: {load.summary.error}",
+                    load.summary,
                 ) from error
             raise
+    summary = load.summary
     summary.rows_inserted = counts.inserted
     summary.rows_updated = counts.updated
     summary.status = "succeeded"
     summary.seconds = time.perf_counter() - clock
     return summary
+
+
+@dataclass
+class _Load:
+    """One load under way: its summary, and its audit row as of the last step done
+    (what a failure records)."""
+
+    summary: LoadSummary
+    audit: AuditRecord
+
+
+def _stage_and_merge(
+    warehouse: Warehouse,
+    settings: Settings,
+    table: WarehouseTable,
+    load: _Load,
+    start: date | None,
+    end: date | None,
+    fs: s3fs.S3FileSystem | None,
+) -> MergeCounts:
+    """Choose the partitions, read and stage their rows, merge them: one transaction."""
+    summary = load.summary
+    fs = fs or lake_filesystem(settings)
+    partitions = list_source_partitions(fs, settings.lake_bucket, table)
+    loaded = warehouse.loaded_partitions(table) if summary.mode == "incremental" else None
+    chosen = select_partitions(partitions, start=start, end=end, loaded=loaded)
+    summary.partitions = [partition.name for partition in chosen]
+    load.audit = replace(load.audit, source_partitions={p.name: p.fingerprint for p in chosen})
+    rows = _rows_to_stage(fs, settings.lake_bucket, chosen, table, summary)
+    load.audit = replace(
+        load.audit,
+        rows_read=summary.rows_read,
+        rows_rejected=summary.rows_rejected,
+        rows_duplicate=summary.rows_duplicate,
+        rows_staged=summary.rows_staged,
+    )
+    return warehouse.write_load(table, rows, load.audit)
 
 
 def _start_audited(
@@ -169,7 +193,7 @@ def _start_audited(
 
 def _begin(
     table: WarehouseTable, mode: str, pipeline_run_id: str | None, logical_date: datetime | None
-) -> tuple[LoadSummary, AuditRecord]:
+) -> _Load:
     """A new load's summary and audit record, linked to the run that asked for it."""
     summary = LoadSummary(
         run_id=uuid.uuid4().hex,
@@ -189,7 +213,7 @@ def _begin(
         loader_host=socket.gethostname(),
         loader_pid=os.getpid(),
     )
-    return summary, audit
+    return _Load(summary, audit)
 
 
 def _rows_to_stage(

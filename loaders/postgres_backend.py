@@ -32,6 +32,7 @@ from loaders.warehouse import (
     fold_loaded_partitions,
     process_gone,
 )
+from stocklake.schemas import WarehouseKind
 from stocklake.settings import Settings
 
 # Rows per encoded COPY chunk: bounds the extra memory to a few tens of MB.
@@ -39,7 +40,7 @@ STAGE_BATCH_ROWS = 100_000
 
 
 class PostgresWarehouse:
-    kind = "postgres"
+    kind = WarehouseKind.POSTGRES
 
     def __init__(
         self, settings: Settings, schema: str = "public", login: WarehouseLogin = "pipeline"
@@ -86,7 +87,7 @@ class PostgresWarehouse:
         columns = [
             sql.SQL("{} {}{}").format(
                 sql.Identifier(name),
-                sql.SQL(table.sql_type("postgres", name)),
+                sql.SQL(table.sql_type(self.kind, name)),
                 sql.SQL(" NOT NULL" if table.not_null(name) else ""),
             )
             for name in table.column_names
@@ -104,7 +105,7 @@ class PostgresWarehouse:
             return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
                 self._name(step.table),
                 sql.Identifier(step.column),
-                sql.SQL(step.table.sql_type("postgres", step.column)),
+                sql.SQL(step.table.sql_type(self.kind, step.column)),
             )
         if isinstance(step, SetFillFactor):
             return sql.SQL("ALTER TABLE {} SET (fillfactor = {})").format(
@@ -188,7 +189,7 @@ class PostgresWarehouse:
 
     def _create_stage(self, table: WarehouseTable, stage: sql.Identifier) -> None:
         columns = [
-            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(table.sql_type("postgres", name)))
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(table.sql_type(self.kind, name)))
             for name in table.source_names
         ]
         self.conn.execute(

@@ -34,6 +34,7 @@ from loaders.warehouse import (
     fold_loaded_partitions,
     stale_cause,
 )
+from stocklake.schemas import WarehouseKind
 from stocklake.settings import Settings
 
 
@@ -42,7 +43,7 @@ def _ts(value: datetime | None) -> str | None:
 
 
 class SnowflakeWarehouse:
-    kind = "snowflake"
+    kind = WarehouseKind.SNOWFLAKE
 
     def __init__(self, settings: Settings, schema: str | None = None) -> None:
         import snowflake.connector
@@ -88,10 +89,9 @@ class SnowflakeWarehouse:
         return self.conn.cursor().execute(statement, params)
 
     # --- schema -----------------------------------------------------------------
-    @staticmethod
-    def _create_sql(table: WarehouseTable) -> str:
+    def _create_sql(self, table: WarehouseTable) -> str:
         columns = ", ".join(
-            f"{name} {table.sql_type('snowflake', name)}"
+            f"{name} {table.sql_type(self.kind, name)}"
             + (" NOT NULL" if table.not_null(name) else "")
             for name in table.column_names
         )
@@ -108,7 +108,7 @@ class SnowflakeWarehouse:
         if isinstance(step, AddColumn):
             return (
                 f"ALTER TABLE {step.table.name} ADD COLUMN IF NOT EXISTS {step.column}"
-                f" {step.table.sql_type('snowflake', step.column)}"
+                f" {step.table.sql_type(self.kind, step.column)}"
             )
         raise TypeError(f"unknown migration step {step!r}")
 
@@ -190,7 +190,7 @@ class SnowflakeWarehouse:
         import snowflake.connector.pandas_tools as pandas_tools
 
         names = table.source_names + tuple(name for name, _ in LOAD_COLUMNS)
-        columns = ", ".join(f"{name} {table.sql_type('snowflake', name)}" for name in names)
+        columns = ", ".join(f"{name} {table.sql_type(self.kind, name)}" for name in names)
         self._execute(f"CREATE OR REPLACE TEMPORARY TABLE {stage} ({columns})")
         if rows.num_rows == 0:
             return

@@ -1,7 +1,8 @@
 """The warehouse tables, defined once: columns, keys, SQL types and versioned migrations.
 
-Source columns come from the core contracts (`stocklake.schemas`), so a column the
-Spark jobs write is a column the warehouse has. Every identifier a loader puts
+Source columns come from the core contracts (`stocklake.schemas`), their SQL types from
+its one column-type table (`sql_type`) and their lake folders from `stocklake.lake`, so a
+column the Spark jobs write is a column the warehouse has. Every identifier a loader puts
 into SQL comes from this module, never from input.
 
 To change a table: change its column list (here or in the core) and append a
@@ -13,17 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
+from stocklake import lake
 from stocklake.schemas import (
     DAILY_METRICS_COLUMNS,
     DAILY_METRICS_KEY,
     REALTIME_WINDOW_COLUMNS,
     REALTIME_WINDOW_KEY,
+    Columns,
+    WarehouseKind,
+    sql_type,
 )
-
-Backend = Literal["postgres", "snowflake"]
-Columns = tuple[tuple[str, str], ...]
 
 # Added by the loader to every loaded row: when and by which run it last changed.
 LOAD_COLUMNS: Columns = (("loaded_at", "timestamp"), ("run_id", "string"))
@@ -59,25 +60,6 @@ MIGRATION_COLUMNS: Columns = (
     ("description", "string"),
     ("applied_at", "timestamp"),
 )
-
-SQL_TYPES: dict[Backend, dict[str, str]] = {
-    "postgres": {
-        "string": "text",
-        "int": "integer",
-        "long": "bigint",
-        "double": "double precision",
-        "date": "date",
-        "timestamp": "timestamptz",
-    },
-    "snowflake": {
-        "string": "VARCHAR",
-        "int": "INTEGER",
-        "long": "BIGINT",
-        "double": "DOUBLE",
-        "date": "DATE",
-        "timestamp": "TIMESTAMP_TZ",
-    },
-}
 
 # Lower-case, unquoted-safe names: the same spelling works on both backends.
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -122,9 +104,9 @@ class WarehouseTable:
         """Source columns that are not part of the key: the ones an update may change."""
         return tuple(name for name in self.source_names if name not in self.key)
 
-    def sql_type(self, backend: Backend, column: str) -> str:
-        kind = dict(self.columns)[column]
-        return SQL_TYPES[backend][kind]
+    def sql_type(self, backend: WarehouseKind, column: str) -> str:
+        """The column's SQL type on `backend` (from the core's one column-type table)."""
+        return sql_type(dict(self.columns)[column], backend)
 
     def not_null(self, column: str) -> bool:
         return column in self.key or column in dict(LOAD_COLUMNS)
@@ -135,7 +117,7 @@ DAILY_METRICS = WarehouseTable(
     columns=DAILY_METRICS_COLUMNS + LOAD_COLUMNS,
     key=DAILY_METRICS_KEY,
     source_columns=DAILY_METRICS_COLUMNS,
-    source_prefix="processed/historical",
+    source_prefix=lake.PROCESSED_HISTORICAL,
 )
 
 REALTIME_WINDOW_METRICS = WarehouseTable(
@@ -143,7 +125,7 @@ REALTIME_WINDOW_METRICS = WarehouseTable(
     columns=REALTIME_WINDOW_COLUMNS + LOAD_COLUMNS,
     key=REALTIME_WINDOW_KEY,
     source_columns=REALTIME_WINDOW_COLUMNS,
-    source_prefix="processed/realtime",
+    source_prefix=lake.PROCESSED_REALTIME,
 )
 
 LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))

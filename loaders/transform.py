@@ -14,8 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loaders.tables import Columns
-from stocklake.schemas import WINDOW_SIZES, arrow_schema
+from stocklake.schemas import WINDOW_SIZES, Columns, arrow_schema
 
 
 class SchemaDriftError(ValueError):

@@ -1,4 +1,9 @@
-"""One warehouse interface; the backend (PostgreSQL or Snowflake) is chosen by settings."""
+"""What every warehouse backend shares: the `Warehouse` protocol and the types it speaks.
+
+The backends (`loaders.postgres_backend`, `loaders.snowflake_backend`) import from here;
+the factory that picks one by settings is `loaders.backends.connect_warehouse`, kept
+apart so that nothing here imports a backend.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import pyarrow as pa
 
 from loaders.tables import LOAD_AUDIT, MANAGED_TABLES, WarehouseTable
 from stocklake.processes import pid_alive
-from stocklake.settings import Settings
+from stocklake.schemas import WarehouseKind
 
 
 class WarehouseError(RuntimeError):
@@ -133,7 +138,7 @@ class Warehouse(Protocol):
       process or server), with the cause when known.
     """
 
-    kind: str
+    kind: WarehouseKind
 
     def migrate(self) -> list[int]: ...
 
@@ -190,20 +195,3 @@ def check_columns(found: dict[str, dict[str, str]], backend: str) -> None:
                 + " and ".join(detail)
                 + ": append a Migration in loaders/tables.py for the change"
             )
-
-
-def connect_warehouse(
-    settings: Settings, schema: str | None = None, login: WarehouseLogin = "pipeline"
-) -> Warehouse:
-    """The configured warehouse (settings.warehouse_kind), connected as `login`.
-
-    `schema`: PostgreSQL schema to use (default WAREHOUSE_SCHEMA); for Snowflake the
-    schema is SNOWFLAKE_SCHEMA unless given here. It must exist: SchemaNotFoundError.
-    """
-    if settings.warehouse_kind == "snowflake":
-        from loaders.snowflake_backend import SnowflakeWarehouse
-
-        return SnowflakeWarehouse(settings, schema=schema)
-    from loaders.postgres_backend import PostgresWarehouse
-
-    return PostgresWarehouse(settings, schema=schema or settings.warehouse_schema, login=login)

@@ -20,8 +20,9 @@ import pytest
 from psycopg import sql
 
 from infra.postgres_roles import create_warehouse_schema
+from loaders.backends import connect_warehouse
 from loaders.tables import WarehouseTable
-from loaders.warehouse import AuditRecord, connect_warehouse
+from loaders.warehouse import AuditRecord
 from stocklake.s3 import lake_filesystem, s3_client
 from stocklake.settings import Settings, load_settings
 from tests.loaders.data import TestLake

@@ -20,8 +20,8 @@ from loaders import (
     load_daily,
     load_realtime,
 )
+from loaders.backends import connect_warehouse
 from loaders.tables import LOAD_AUDIT, MANAGED_TABLES
-from loaders.warehouse import connect_warehouse
 from stocklake.lake import processed_historical_prefix
 from tests.loaders.conftest import Backend, abandoned_load, exited_pid
 from tests.loaders.data import (
