@@ -12,39 +12,89 @@ by a read before the write and the write is verified by a read after it.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stocklake.s3 import s3_client
 from stocklake.settings import Settings
 from streaming.errors import LandingError
-from streaming.retry import RetryPolicy, call_with_retries
+from streaming.retry import RetryPolicy, gave_up
 
-_TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "InternalError",
-        "ServiceUnavailable",
-        "503",
-        "500",
-        "502",
-        "504",
-    }
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_HINT = (
+    "Is the S3 endpoint up (`stocklake status`)? Nothing was committed past the last "
+    "durable object; rerun to resume."
 )
 
 
-def is_transient_s3_error(error: Exception) -> bool:
-    """Connection trouble and 5xx/throttling answers are worth a retry; 4xx are not."""
-    if isinstance(error, ClientError):
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
-        return code in _TRANSIENT_CODES or status >= 500
-    return isinstance(error, BotoCoreError)
+class _BoundedRetries:
+    """botocore's standard retries of one client, bounded at `attempts` and logged.
+
+    botocore decides what is transient and how long to wait; this stops it at the policy's
+    attempts, logs each retry as a warning, and counts the attempts of the calling
+    thread's last call (the uploads run in several threads on one client).
+    """
+
+    def __init__(self, client: Any, attempts: int) -> None:
+        self.attempts = attempts
+        self._local = threading.local()
+        events = client.meta.events
+        # First: a False answer stops botocore's own handler from retrying again.
+        events.register_first("needs-retry.s3", self._needs_retry)
+        events.register("request-created.s3", self._request_created)
+
+    def start(self) -> None:
+        self._local.attempts = 0
+
+    @property
+    def made(self) -> int:
+        """Attempts of this thread's last call (since `start`)."""
+        return getattr(self._local, "attempts", 0)
+
+    def _needs_retry(
+        self,
+        attempts: int,
+        request_dict: dict[str, Any],
+        caught_exception: Exception | None = None,
+        response: tuple[Any, dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> bool | None:
+        self._local.attempts = attempts
+        failure = _failure(caught_exception, response)
+        if failure is not None:
+            request_dict["context"]["stocklake_failure"] = (failure, time.monotonic())
+        return False if attempts >= self.attempts else None
+
+    def _request_created(self, request: Any, operation_name: str, **_: Any) -> None:
+        attempt = request.context.get("retries", {}).get("attempt", 1)
+        if attempt > 1:
+            failure, at = request.context.get("stocklake_failure", ("unknown", time.monotonic()))
+            log.warning(
+                "S3 %s %s failed (attempt %d of %d, retrying after %.1f s): %s",
+                operation_name,
+                request.url,
+                attempt - 1,
+                self.attempts,
+                time.monotonic() - at,
+                failure,
+            )
+
+
+def _failure(error: Exception | None, response: tuple[Any, dict[str, Any]] | None) -> str | None:
+    """What went wrong with one attempt, or None when it succeeded."""
+    if error is not None:
+        return f"{type(error).__name__}: {error}"
+    if response is None or response[0].status_code < 300:
+        return None
+    return f"HTTP {response[0].status_code} {response[1].get('Error', {}).get('Code', '')}"
 
 
 _REFUSED_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -73,26 +123,38 @@ class LakeStore:
         self.endpoint = settings.s3_endpoint_url
         self.policy = policy or RetryPolicy()
         self._honoured: bool | None = None
-        # Our own backoff decides how long to wait; botocore tries once.
-        self._client = s3_client(settings, max_attempts=1, max_pool_connections=16)
+        # botocore retries (standard mode); _BoundedRetries holds it to the policy's attempts.
+        self._client = s3_client(
+            settings, max_attempts=self.policy.attempts, max_pool_connections=16
+        )
+        self._retries = _BoundedRetries(self._client, self.policy.attempts)
 
-    def _call(self, what: str, action):
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        started = time.monotonic()
+        self._retries.start()
         try:
-            return call_with_retries(
-                action,
-                what=f"{what} (S3 endpoint {self.endpoint})",
-                policy=self.policy,
-                retryable=is_transient_s3_error,
-                hint="Is the S3 endpoint up (`stocklake status`)? Nothing was committed past "
-                "the last durable object; rerun to resume.",
-            )
+            return action()
         except ClientError as error:
-            if _code(error) != "NoSuchBucket":
-                raise
-            raise LandingError(
-                f"{what}: lake bucket {self.bucket!r} at {self.endpoint} does not exist "
-                "(deleted?): create it (`stocklake up` does) or fix LAKE_BUCKET"
-            ) from None
+            if _code(error) == "NoSuchBucket":
+                raise LandingError(
+                    f"{what}: lake bucket {self.bucket!r} at {self.endpoint} does not exist "
+                    "(deleted?): create it (`stocklake up` does) or fix LAKE_BUCKET"
+                ) from None
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if self._retries.made <= 1 and status < 500:
+                raise  # an answer, not a fault: the caller decides (e.g. a refused condition)
+            failure: Exception = error
+        except BotoCoreError as error:  # no answer: connection refused, reset, timed out
+            failure = error
+        raise LandingError(
+            gave_up(
+                f"{what} (S3 endpoint {self.endpoint})",
+                max(self._retries.made, 1),
+                time.monotonic() - started,
+                failure,
+                _HINT,
+            )
+        ) from failure
 
     def check_bucket(self) -> None:
         """Fail early, naming the bucket, when it does not exist or is not ours."""
