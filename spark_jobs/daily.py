@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from spark_jobs.contract import HOLD_REASON, any_null, with_hold_reason
 from stocklake import lake
 from stocklake.schemas import (
     DAILY_METRICS_COLUMNS,
     EARLIEST_TIME,
     HISTORICAL_BAR_COLUMNS,
-    INT64_MAX,
     MAX_PRICE,
     MAX_VOLUME,
     MIN_PRICE,
@@ -30,7 +30,7 @@ from stocklake.settings import Settings
 from stocklake.trading_calendar import split_trading
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
 
 OnEmpty = Literal["fail", "skip"]
 DEFAULT_LOOKBACK_DAYS = 10
@@ -39,8 +39,6 @@ REQUIRED_BAR_COLUMNS = ("symbol", "ts", "interval", "open", "high", "low", "clos
 SOURCE_FILE = "_source_file"
 log = logging.getLogger(__name__)
 PRICE_COLUMNS = ("open", "high", "low", "close")
-# Why a metrics row is held back (not written): null when the row is good.
-HOLD_REASON = "_hold_reason"
 
 
 class DailyJobError(RuntimeError):
@@ -122,7 +120,7 @@ def mark_bars(bars: DataFrame) -> DataFrame:
     usable = ~F.col("_invalid") & ~F.col("_out_of_bounds")
     return (
         bars_with_trade_date(bars)
-        .withColumn("_invalid", invalid_bar())
+        .withColumn("_invalid", any_null(REQUIRED_BAR_COLUMNS))
         .withColumn("_out_of_bounds", ~F.col("_invalid") & out_of_bounds_bar())
         .withColumn("_latest", usable & (F.row_number().over(newest_first) == 1))
         .withColumn("_finest", usable & (rank == F.max(F.when(usable, rank)).over(day)))
@@ -198,30 +196,6 @@ def daily_metrics(bars: DataFrame, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -
     return with_hold_reason(metrics, DAILY_METRICS_COLUMNS, "daily_volume")
 
 
-def with_hold_reason(
-    metrics: DataFrame, columns: tuple[tuple[str, str], ...], volume: str
-) -> DataFrame:
-    """The contract's columns plus HOLD_REASON: why a row must not be written, or null.
-
-    `volume` (a decimal sum) beyond int64 is `<volume>_overflow` and becomes null before
-    the cast; a double that is inf or NaN is `non_finite_<column>`.
-    """
-    from pyspark.sql import functions as F
-
-    overflow = F.col(volume) > F.lit(INT64_MAX).cast("decimal(38,0)")
-    checks = [F.when(overflow, F.lit(f"{volume}_overflow"))]
-    for name, kind in columns:
-        if kind == "double":
-            value = F.col(name).cast("double")
-            bad = F.isnan(value) | (F.abs(value) == float("inf"))
-            checks.append(F.when(bad, F.lit(f"non_finite_{name}")))
-    return (
-        metrics.withColumn(HOLD_REASON, F.coalesce(*checks))
-        .withColumn(volume, F.when(~overflow, F.col(volume)))
-        .select(*[F.col(name).cast(_cast(kind)) for name, kind in columns], HOLD_REASON)
-    )
-
-
 def out_of_bounds_bar() -> Column:
     """A bar outside the contract's bounds (stocklake.schemas), NaN and inf included."""
     from pyspark.sql import functions as F
@@ -235,24 +209,11 @@ def out_of_bounds_bar() -> Column:
     return F.coalesce(condition, F.lit(False))
 
 
-def _cast(kind: str) -> str:
-    return {"long": "bigint", "int": "int"}.get(kind, kind)
-
-
 def bars_with_trade_date(bars: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     # Trading date = UTC date of the bar (stocklake.schemas.trade_date_of); session tz is UTC.
     return bars.withColumn("trade_date", F.to_date(F.col("ts")))
-
-
-def invalid_bar(columns: tuple[str, ...] = REQUIRED_BAR_COLUMNS) -> Column:
-    from pyspark.sql import functions as F
-
-    condition = F.lit(False)
-    for name in columns:
-        condition = condition | F.col(name).isNull()
-    return condition
 
 
 # ---------------------------------------------------------------- I/O
@@ -337,6 +298,44 @@ def write_daily_metrics(metrics: DataFrame, settings: Settings, full_refresh: bo
     )
 
 
+@dataclass(frozen=True)
+class DailyPlan:
+    """What one run computes and reads, decided before any bar is read."""
+
+    wanted: list[date]  # the trading dates to compute (a full refresh: every raw date)
+    uris: list[str]  # the raw date folders to read: the wanted dates and their lookback
+    full_refresh: bool
+    on_empty: OnEmpty
+    lookback_days: int
+
+
+def plan_daily(
+    available: dict[date, str],
+    trading: list[date] | None,
+    end: date | None,
+    *,
+    on_empty: OnEmpty = "fail",
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+) -> DailyPlan:
+    """The run's plan from the raw date folders found: `trading` dates up to `end`, each
+    read with `lookback_days` before it for prev_close; or, when `trading` is None (a full
+    refresh), every raw date."""
+    if trading is None:
+        wanted = sorted(available)
+        read_days = wanted
+    else:
+        wanted = trading
+        first = trading[0] - timedelta(days=lookback_days) if trading else end
+        read_days = [day for day in requested_dates(first, end) if day in available]  # type: ignore[arg-type]
+    return DailyPlan(
+        wanted=wanted,
+        uris=[available[day] for day in read_days],
+        full_refresh=trading is None,
+        on_empty=on_empty,
+        lookback_days=lookback_days,
+    )
+
+
 def run_daily(
     settings: Settings,
     start: date | None = None,
@@ -355,104 +354,137 @@ def run_daily(
     Requested dates that are not trading days (XNYS) are skipped up front and listed in
     the summary. Raises NoDataError when a requested trading date has no bars and
     on_empty='fail', CorruptInputError naming the file when a raw file cannot be read.
-    """
-    from py4j.protocol import Py4JJavaError
-    from pyspark import StorageLevel
-    from pyspark.errors import PySparkException
-    from pyspark.sql import functions as F
 
+    The steps: plan (which dates, which raw folders), read and count the bars, compute
+    and write the metrics, then the summary.
+    """
     from spark_jobs.session import build_spark
 
+    _check_request(start, end, full_refresh, on_empty)
+    began = time.monotonic()
+    summary = DailySummary(dates_requested=[], full_refresh=full_refresh)
+    trading = None if full_refresh else _trading_dates(summary, start, end)  # type: ignore[arg-type]
+    if trading == []:
+        return _finished(summary, began)
+    spark = spark or build_spark(settings, "stocklake-daily-metrics")
+    plan = plan_daily(
+        raw_historical_dates(spark, settings),
+        trading,
+        end,
+        on_empty=on_empty,
+        lookback_days=lookback_days,
+    )
+    if full_refresh:
+        summary.dates_requested = [day.isoformat() for day in plan.wanted]
+    if not plan.uris:
+        return _no_data(summary, plan.wanted, on_empty, began)
+    _compute_and_write(spark, settings, plan, summary)
+    return _finished(summary, began)
+
+
+def _check_request(
+    start: date | None, end: date | None, full_refresh: bool, on_empty: OnEmpty
+) -> None:
     if on_empty not in ("fail", "skip"):
         raise ValueError(f"on_empty must be 'fail' or 'skip', not {on_empty!r}")
     if full_refresh and (start or end):
         raise ValueError("--full-refresh rebuilds every raw date: give no --date/--start/--end")
     if not full_refresh and (start is None or end is None):
         raise ValueError("give --date, or --start and --end, or --full-refresh")
-    began = time.monotonic()
-    summary = DailySummary(dates_requested=[], full_refresh=full_refresh)
-    trading = [] if full_refresh else _trading_dates(summary, start, end)  # type: ignore[arg-type]
-    if not full_refresh and not trading:
-        summary.seconds = round(time.monotonic() - began, 3)
-        return summary
-    spark = spark or build_spark(settings, "stocklake-daily-metrics")
 
-    available = raw_historical_dates(spark, settings)
-    if full_refresh:
-        wanted = sorted(available)
-        read_days = wanted
-        summary.dates_requested = [day.isoformat() for day in wanted]
-    else:
-        wanted = trading
-        read_days = [
-            day
-            for day in requested_dates(start - timedelta(days=lookback_days), end)  # type: ignore[operator]
-            if day in available
-        ]
-    if not read_days:
-        return _no_data(summary, wanted, on_empty, began)
 
-    uris = [available[day] for day in read_days]
-    marked = mark_bars(read_raw_bars(spark, uris)).persist(StorageLevel.MEMORY_AND_DISK)
-    metrics = None
+def _finished(summary: DailySummary, began: float) -> DailySummary:
+    summary.seconds = round(time.monotonic() - began, 3)
+    return summary
+
+
+def _compute_and_write(
+    spark: SparkSession, settings: Settings, plan: DailyPlan, summary: DailySummary
+) -> None:
+    """Read the planned raw folders once (cached), count them, then compute and write."""
+    from pyspark import StorageLevel
+
+    marked = mark_bars(read_raw_bars(spark, plan.uris)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        try:
-            # One pass over the raw files; everything after reads the cached rows.
-            stats = marked.agg(
-                F.count(F.lit(1)).alias("rows"),
-                F.sum(F.col("_invalid").cast("long")).alias("invalid"),
-                F.sum(F.col("_out_of_bounds").cast("long")).alias("out_of_bounds"),
-                F.sum(F.col("_latest").cast("long")).alias("latest"),
-                F.sum((F.col("_latest") & F.col("_finest")).cast("long")).alias("kept"),
-            ).first()
-        except (Py4JJavaError, PySparkException) as error:
-            if "MALFORMED_RECORD" not in str(error) and "Malformed" not in str(error):
-                raise
-            found = find_malformed_line(spark, uris)
-            if found is None:
-                raise
-            path, line = found
-            raise CorruptInputError(path, f"not a valid bar record: {line[:200]!r}") from None
-        if stats["invalid"]:
-            _raise_invalid(marked)
-        summary.input_rows = int(stats["rows"])
-        summary.duplicates_dropped = summary.input_rows - int(stats["latest"] or 0)
-        summary.other_interval_bars = int(stats["latest"] or 0) - int(stats["kept"] or 0)
-        summary.out_of_bounds_bars = int(stats["out_of_bounds"] or 0)
-        if summary.out_of_bounds_bars:
-            log.warning(
-                "%d raw bar(s) outside the contract's bounds were not used",
-                summary.out_of_bounds_bars,
-            )
-
-        metrics = daily_metrics(usable_bars(marked), lookback_days).where(
-            F.col("trade_date").isin(wanted)
-        )
-        metrics = metrics.persist()
-        summary.rows_held_back = _held_back(metrics)
-        metrics = metrics.where(F.col(HOLD_REASON).isNull()).drop(HOLD_REASON)
-        counts = {
-            row["trade_date"]: row["count"]
-            for row in metrics.groupBy("trade_date").count().collect()
-        }
-        missing = [day for day in wanted if day not in counts]
-        if full_refresh:
-            missing = []
-        if missing and on_empty == "fail":
-            raise NoDataError(missing)
-        written = sorted(counts)
-        if written:
-            write_daily_metrics(metrics, settings, full_refresh)
+        _count_input(summary, _input_stats(spark, marked, plan.uris), marked)
+        _write_metrics(marked, settings, plan, summary)
     finally:
-        if metrics is not None:
-            metrics.unpersist()
         marked.unpersist()
+
+
+def _input_stats(spark: SparkSession, marked: DataFrame, uris: list[str]) -> Row:
+    """One pass over the raw files (everything after reads the cached rows): how many
+    bars, and how many are invalid, out of bounds, the latest delivery, kept."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    def total(flag: Column, name: str) -> Column:
+        return F.sum(flag.cast("long")).alias(name)
+
+    try:
+        return marked.agg(
+            F.count(F.lit(1)).alias("rows"),
+            total(F.col("_invalid"), "invalid"),
+            total(F.col("_out_of_bounds"), "out_of_bounds"),
+            total(F.col("_latest"), "latest"),
+            total(F.col("_latest") & F.col("_finest"), "kept"),
+        ).first()
+    except (Py4JJavaError, PySparkException) as error:
+        if "MALFORMED_RECORD" not in str(error) and "Malformed" not in str(error):
+            raise
+        found = find_malformed_line(spark, uris)
+        if found is None:
+            raise
+        path, line = found
+        raise CorruptInputError(path, f"not a valid bar record: {line[:200]!r}") from None
+
+
+def _count_input(summary: DailySummary, stats: Row, marked: DataFrame) -> None:
+    """The input figures in the summary; a line without a required field fails the run."""
+    if stats["invalid"]:
+        _raise_invalid(marked)
+    summary.input_rows = int(stats["rows"])
+    latest = int(stats["latest"] or 0)
+    summary.duplicates_dropped = summary.input_rows - latest
+    summary.other_interval_bars = latest - int(stats["kept"] or 0)
+    summary.out_of_bounds_bars = int(stats["out_of_bounds"] or 0)
+    if summary.out_of_bounds_bars:
+        log.warning(
+            "%d raw bar(s) outside the contract's bounds were not used",
+            summary.out_of_bounds_bars,
+        )
+
+
+def _write_metrics(
+    marked: DataFrame, settings: Settings, plan: DailyPlan, summary: DailySummary
+) -> None:
+    """Compute the wanted dates' metrics, hold back the rows that cannot be written,
+    write the rest, and record which dates were written or skipped."""
+    from pyspark.sql import functions as F
+
+    metrics = daily_metrics(usable_bars(marked), plan.lookback_days).where(
+        F.col("trade_date").isin(plan.wanted)
+    )
+    metrics = metrics.persist()
+    try:
+        summary.rows_held_back = _held_back(metrics)
+        good = metrics.where(F.col(HOLD_REASON).isNull()).drop(HOLD_REASON)
+        counts = {
+            row["trade_date"]: row["count"] for row in good.groupBy("trade_date").count().collect()
+        }
+        missing = [] if plan.full_refresh else [day for day in plan.wanted if day not in counts]
+        if missing and plan.on_empty == "fail":
+            raise NoDataError(missing)
+        if counts:
+            write_daily_metrics(good, settings, plan.full_refresh)
+    finally:
+        metrics.unpersist()
+    written = sorted(counts)
     summary.dates_skipped = [day.isoformat() for day in missing]
     summary.dates_written = [day.isoformat() for day in written]
     summary.output_rows = int(sum(counts.values()))
     summary.partitions_written = [lake.processed_historical_prefix(day) for day in written]
-    summary.seconds = round(time.monotonic() - began, 3)
-    return summary
 
 
 def _held_back(metrics: DataFrame) -> list[str]:

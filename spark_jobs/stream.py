@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from spark_jobs.daily import HOLD_REASON, with_hold_reason
+from spark_jobs.contract import HOLD_REASON, any_null, with_hold_reason
 from stocklake import lake
 from stocklake.schemas import (
     EARLIEST_TIME,
@@ -154,12 +154,7 @@ TICK_IDENTITY = ("symbol", "event_time", "sequence", "price", "size")
 
 
 def invalid_tick() -> Column:
-    from pyspark.sql import functions as F
-
-    condition = F.lit(False)
-    for name in REQUIRED_TICK_COLUMNS:
-        condition = condition | F.col(name).isNull()
-    return condition
+    return any_null(REQUIRED_TICK_COLUMNS)
 
 
 def out_of_bounds_tick() -> Column:
@@ -371,6 +366,28 @@ class _ProgressTally:
                 self.summary.max_batch_late_ratio = max(self.summary.max_batch_late_ratio, ratio)
 
 
+@dataclass
+class _WindowQuery:
+    """One running window query, with what counts its progress and its output."""
+
+    query: StreamingQuery
+    tally: _ProgressTally
+    writer: WindowBatchWriter
+
+    def stop(self) -> None:
+        if self.query.isActive:
+            self.query.stop()
+        self.tally.update(self.query)
+
+    def summary(self) -> WindowQuerySummary:
+        """The query's summary: its progress as tallied, its output as written."""
+        summary = self.tally.summary
+        summary.output_rows = self.writer.output_rows
+        summary.rows_held_back = self.writer.rows_held_back
+        summary.partitions_written = sorted(self.writer.partitions)
+        return summary
+
+
 def run_stream(
     settings: Settings,
     *,
@@ -389,14 +406,7 @@ def run_stream(
 
     watermark_seconds = duration_seconds(watermark)
     slide_seconds = duration_seconds(slide)
-    unknown = [size for size in window_sizes if size not in WINDOW_SIZES]
-    if unknown:
-        raise ValueError(f"unknown window size(s) {unknown}; known: {list(WINDOW_SIZES)}")
-    trigger = (
-        {"availableNow": True}
-        if available_now
-        else {"processingTime": spark_interval(duration_seconds(processing_time))}
-    )
+    trigger = _trigger(window_sizes, available_now, processing_time)
     began = time.monotonic()
     spark = spark or build_spark(settings, "stocklake-realtime-windows")
     # Enough history that every batch's report is still there when we sum them.
@@ -404,51 +414,65 @@ def run_stream(
 
     _ensure_folder(spark, lake.s3a_uri(settings.lake_bucket, lake.RAW_REALTIME + "/"))
 
-    queries: list[tuple[StreamingQuery, _ProgressTally, WindowBatchWriter]] = []
-    summaries = []
+    running: list[_WindowQuery] = []
     try:
         for window_size in window_sizes:
-            ticks = read_ticks(spark, settings, max_files_per_trigger)
-            windows = window_metrics(ticks, window_size, slide_seconds, watermark_seconds)
-            writer = WindowBatchWriter(settings, window_size)
-            checkpoint = lake.s3a_uri(
-                settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size))
+            windows = window_metrics(
+                read_ticks(spark, settings, max_files_per_trigger),
+                window_size,
+                slide_seconds,
+                watermark_seconds,
             )
-            query = (
-                windows.writeStream.queryName(window_job_name(window_size).replace("-", "_"))
-                .outputMode("append")
-                .foreachBatch(writer)
-                .option("checkpointLocation", checkpoint)
-                .trigger(**trigger)
-                .start()
-            )
-            summary = WindowQuerySummary(window_size=window_size)
-            summaries.append(summary)
-            queries.append((query, _ProgressTally(summary), writer))
+            running.append(_start_query(settings, windows, window_size, trigger))
         if available_now:
-            for query, tally, _ in queries:
-                query.awaitTermination()
-                tally.update(query)
+            for each in running:
+                each.query.awaitTermination()
+                each.tally.update(each.query)
         else:
-            _run_until_stopped(queries, stop_event or threading.Event())
+            _run_until_stopped(running, stop_event or threading.Event())
     finally:
-        for query, tally, _ in queries:
-            if query.isActive:
-                query.stop()
-            tally.update(query)
-    for query, _, _ in queries:
-        error = query.exception()
+        for each in running:
+            each.stop()
+    for each in running:
+        error = each.query.exception()
         if error is not None:
-            raise StreamJobError(f"query {query.name} failed: {error.desc}")
-    for (_, _, writer), summary in zip(queries, summaries, strict=True):
-        summary.output_rows = writer.output_rows
-        summary.rows_held_back = writer.rows_held_back
-        summary.partitions_written = sorted(writer.partitions)
+            raise StreamJobError(f"query {each.query.name} failed: {error.desc}")
     return StreamSummary(
         trigger="availableNow" if available_now else f"processingTime={processing_time}",
-        queries=summaries,
+        queries=[each.summary() for each in running],
         seconds=round(time.monotonic() - began, 3),
     )
+
+
+def _trigger(
+    window_sizes: tuple[str, ...], available_now: bool, processing_time: str
+) -> dict[str, object]:
+    """The queries' trigger, once the options are known to be possible."""
+    unknown = [size for size in window_sizes if size not in WINDOW_SIZES]
+    if unknown:
+        raise ValueError(f"unknown window size(s) {unknown}; known: {list(WINDOW_SIZES)}")
+    if available_now:
+        return {"availableNow": True}
+    return {"processingTime": spark_interval(duration_seconds(processing_time))}
+
+
+def _start_query(
+    settings: Settings, windows: DataFrame, window_size: str, trigger: dict[str, object]
+) -> _WindowQuery:
+    """Start one window size's query: append mode, each micro-batch through its writer."""
+    writer = WindowBatchWriter(settings, window_size)
+    checkpoint = lake.s3a_uri(
+        settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size))
+    )
+    query = (
+        windows.writeStream.queryName(window_job_name(window_size).replace("-", "_"))
+        .outputMode("append")
+        .foreachBatch(writer)
+        .option("checkpointLocation", checkpoint)
+        .trigger(**trigger)
+        .start()
+    )
+    return _WindowQuery(query, _ProgressTally(WindowQuerySummary(window_size=window_size)), writer)
 
 
 def _ensure_folder(spark: SparkSession, uri: str) -> None:
@@ -461,7 +485,10 @@ def _ensure_folder(spark: SparkSession, uri: str) -> None:
         fs.mkdirs(path)
 
 
-def _run_until_stopped(queries, stop_event: threading.Event) -> None:
+def _run_until_stopped(running: list[_WindowQuery], stop_event: threading.Event) -> None:
+    """Tally progress each second until `stop_event` (set by SIGTERM/SIGINT in the main
+    thread) or a query ends, then stop every query between micro-batches."""
+
     def request_stop(signum, frame):
         stop_event.set()
 
@@ -471,18 +498,23 @@ def _run_until_stopped(queries, stop_event: threading.Event) -> None:
             previous[signum] = signal.signal(signum, request_stop)
     try:
         while not stop_event.wait(1.0):
-            for query, tally, _ in queries:
-                tally.update(query)
-            if not all(query.isActive for query, _, _ in queries):
+            for each in running:
+                each.tally.update(each.query)
+            if not all(each.query.isActive for each in running):
                 break
-        # Let a running micro-batch finish so the stop does not cut a write in half.
-        deadline = time.monotonic() + 120
-        for query, _, _ in queries:
-            while query.isActive and query.status["isTriggerActive"]:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            query.stop()
+        _stop_between_batches(running)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _stop_between_batches(running: list[_WindowQuery], wait_seconds: float = 120) -> None:
+    """Let a running micro-batch finish so the stop does not cut a write in half."""
+    deadline = time.monotonic() + wait_seconds
+    for each in running:
+        query = each.query
+        while query.isActive and query.status["isTriggerActive"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        query.stop()

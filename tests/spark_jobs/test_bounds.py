@@ -9,16 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from loaders.source import lake_filesystem, list_source_partitions, read_partitions
+from loaders.source import list_source_partitions, read_partitions
 from loaders.tables import DAILY_METRICS, REALTIME_WINDOW_METRICS
-from spark_jobs.daily import (
-    HOLD_REASON,
-    bars_with_trade_date,
-    daily_metrics,
-    run_daily,
-    with_hold_reason,
-)
+from spark_jobs.contract import HOLD_REASON, with_hold_reason
+from spark_jobs.daily import bars_with_trade_date, daily_metrics, run_daily
 from spark_jobs.stream import run_stream, window_metrics
+from stocklake.s3 import lake_filesystem
 from stocklake.schemas import (
     EARLIEST_TIME,
     INT64_MAX,
@@ -28,7 +24,7 @@ from stocklake.schemas import (
     HistoricalBar,
     RealtimeTick,
 )
-from streaming.validation import Accepted, check_record
+from streaming.validation import Accepted, RecordGate
 from tests.spark_jobs.rawdata import INGESTED, put_raw_historical, put_raw_realtime
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
@@ -74,7 +70,7 @@ def _accepted_by_landing(records) -> None:
     now = SESSION + timedelta(days=1)
     for record in records:
         kind = "historical" if isinstance(record, HistoricalBar) else "realtime"
-        verdict = check_record(kind, record.to_json(), now=now, max_future=timedelta(0))
+        verdict = RecordGate(kind, now=now, max_future=timedelta(0)).check(record.to_json())
         assert isinstance(verdict, Accepted), verdict
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ingestion.simulator import accelerated_start, simulate_ticks, tick_spacing
-from spark_jobs.daily import HOLD_REASON
+from spark_jobs.contract import HOLD_REASON
 from spark_jobs.stream import (
     StreamJobError,
     StreamSummary,
