@@ -14,8 +14,11 @@ from stocklake.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# hadoop-aws must match the Hadoop client inside pyspark 3.5 closely enough; these two
-# are the pair measured to work (see ENVIRONMENT.md).
+# The s3a jars of the embedded stack, from sagemaker-pyspark 1.4.5 (the one PyPI package
+# that ships hadoop-aws; the Makefile installs it): hadoop-aws 3.3.1 and the SDK bundle it
+# was built against. An older patch release of the Hadoop client's own line (pyspark 3.5.9
+# bundles Hadoop 3.3.4) runs on it: the rule infra/docker/image_tools.py checks for the
+# images (`hadoop_aws_problem`), and tests/infra/test_spark_s3a.py runs s3a with this pair.
 S3A_JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
 
 

@@ -8,7 +8,7 @@ image_tools.py fetch-jar --dest DIR [--sha256 HEX] URL
     (and against a pinned sha256 when one is given)
 image_tools.py verify --constraints LOCK --hadoop-version V --jars-dir DIR
     fail the build when an installed package disagrees with the lock, or when the
-    s3a jars do not match the Hadoop client bundled in pyspark
+    s3a jars do not fit the Hadoop client bundled in pyspark (see hadoop_aws_problem)
 image_tools.py airflow-passwords --file PATH --user NAME
     write the simple auth manager's passwords file; the password is read from the
     AIRFLOW_ADMIN_PASSWORD environment variable (never from the command line)
@@ -105,24 +105,53 @@ def hadoop_client_version(pyspark_jars: Path) -> str:
     return versions[0]
 
 
+def _version(text: str) -> tuple[int, ...] | None:
+    """'3.3.4' -> (3, 3, 4); None when it is not a plain dotted release number."""
+    parts = text.split(".")
+    return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else None
+
+
+def hadoop_aws_problem(hadoop_aws_version: str, hadoop_version: str) -> str | None:
+    """Why a hadoop-aws release cannot run on a Hadoop client (None when it can).
+
+    hadoop-aws is compiled against hadoop-common, which the client jars provide: it must
+    come from the client's release line (same major.minor) and be no newer than the
+    client, or it may call methods the client lacks (NoSuchMethodError at the first s3a
+    call). An older patch release of the line works: the embedded stack runs hadoop-aws
+    3.3.1 (the one on PyPI, inside sagemaker-pyspark 1.4.5) on pyspark 3.5.9's Hadoop
+    3.3.4 client, and tests/infra/test_spark_s3a.py and tests/spark_jobs exercise it.
+    """
+    aws, client = _version(hadoop_aws_version), _version(hadoop_version)
+    if aws is None or client is None or len(aws) < 2 or len(client) < 2:
+        return f"hadoop-aws {hadoop_aws_version} or Hadoop {hadoop_version} is not a version"
+    if aws[:2] != client[:2] or aws > client:
+        return (
+            f"hadoop-aws {hadoop_aws_version} does not fit Hadoop {hadoop_version}: it must be "
+            f"a {client[0]}.{client[1]}.x release no newer than {hadoop_version}"
+        )
+    return None
+
+
 def s3a_jar_problems(jar_names: Iterable[str], hadoop_version: str) -> list[str]:
-    """Why a set of s3a jars does not fit a Hadoop version (empty when it does)."""
+    """Why a set of s3a jars does not fit a Hadoop client version (empty when it does):
+    exactly one hadoop-aws that fits (`hadoop_aws_problem`) and exactly one
+    aws-java-sdk-bundle, the one that hadoop-aws release was built against."""
     names = set(jar_names)
-    problems = []
-    aws = sorted(n for n in names if re.fullmatch(r"hadoop-aws-.+\.jar", n))
+    aws = sorted(match[1] for n in names if (match := re.fullmatch(r"hadoop-aws-(.+)\.jar", n)))
     sdk = sorted(n for n in names if re.fullmatch(r"aws-java-sdk-bundle-.+\.jar", n))
-    if aws != [f"hadoop-aws-{hadoop_version}.jar"]:
-        problems.append(f"hadoop-aws jars {aws} do not match Hadoop {hadoop_version}")
-    expected_sdk = SDK_BUNDLE_FOR_HADOOP_AWS.get(hadoop_version)
+    if len(aws) != 1:
+        return [f"expected one hadoop-aws jar, found {aws or 'none'}"]
+    problems = []
+    if problem := hadoop_aws_problem(aws[0], hadoop_version):
+        problems.append(problem)
+    expected_sdk = SDK_BUNDLE_FOR_HADOOP_AWS.get(aws[0])
     if expected_sdk is None:
         problems.append(
-            f"no known aws-java-sdk-bundle for hadoop-aws {hadoop_version}:"
+            f"no known aws-java-sdk-bundle for hadoop-aws {aws[0]}:"
             " add it to SDK_BUNDLE_FOR_HADOOP_AWS from that release's pom"
         )
     elif sdk != [f"aws-java-sdk-bundle-{expected_sdk}.jar"]:
-        problems.append(
-            f"aws-java-sdk-bundle jars {sdk}: hadoop-aws {hadoop_version} needs {expected_sdk}"
-        )
+        problems.append(f"aws-java-sdk-bundle jars {sdk}: hadoop-aws {aws[0]} needs {expected_sdk}")
     return problems
 
 
