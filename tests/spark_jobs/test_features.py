@@ -1,0 +1,212 @@
+"""Every rolling feature equals an independent pandas computation on the bundled real
+daily and 1-minute files (relative tolerance 1e-9), first rows and gaps included."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spark_jobs.daily import run_daily
+from spark_jobs.features import daily_features, intraday_features
+from spark_jobs.features_job import run_features
+from stocklake import lake
+from stocklake.schemas import DAILY_FEATURES_COLUMNS, INTRADAY_FEATURES_COLUMNS
+from stocklake.settings import PROJECT_ROOT
+from tests.spark_jobs.rawdata import daily_bars, fb_minute_bars, put_raw_historical
+
+DATA = PROJECT_ROOT / "data"
+DAILY_FILES = {"AAPL": "apple.csv", "META": "facebook.csv", "^GSPC": "sp500.csv"}
+# A gap of our own on top of facebook.csv's real one (2020-10-23): a week without AAPL.
+DROPPED = pd.date_range("2020-03-02", "2020-03-06").date
+LOOKBACK_DAYS = 10  # spark_jobs.daily.DEFAULT_LOOKBACK_DAYS, for prev_close
+
+
+def _daily_metrics() -> pd.DataFrame:
+    frames = []
+    for symbol, name in DAILY_FILES.items():
+        bars = pd.read_csv(DATA / "daily" / name, parse_dates=["date"]).sort_values("date")
+        bars["trade_date"] = bars["date"].dt.date
+        if symbol == "AAPL":
+            bars = bars[~bars["trade_date"].isin(DROPPED)]
+        prev_date = bars["date"].shift(1)
+        within = (bars["date"] - prev_date).dt.days <= LOOKBACK_DAYS
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "trade_date": bars["trade_date"],
+                    "daily_close": bars["close"],
+                    "daily_volume": bars["volume"].astype("int64"),
+                    "vwap": (bars["high"] + bars["low"] + bars["close"]) / 3,
+                    "prev_close": bars["close"].shift(1).where(within),
+                }
+            )
+        )
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics["return_pct"] = (
+        (metrics["daily_close"] - metrics["prev_close"]) / metrics["prev_close"] * 100
+    )
+    return metrics
+
+
+def _expected_daily(metrics: pd.DataFrame) -> pd.DataFrame:
+    out = metrics.rename(columns={"daily_close": "close", "daily_volume": "volume"}).copy()
+    out["log_return"] = np.log(out["close"] / out["prev_close"])
+    by = out.groupby("symbol", sort=False)
+
+    def rolling(column: str, n: int, what: str, shift: int = 0) -> pd.Series:
+        series = by[column].shift(shift) if shift else out[column]
+        grouped = series.groupby(out["symbol"], sort=False).rolling(n, min_periods=n)
+        return getattr(grouped, what)().reset_index(level=0, drop=True)
+
+    for n in (7, 14, 30):
+        out[f"sma_{n}"] = rolling("close", n, "mean")
+    out["volatility_20d"] = rolling("log_return", 20, "std") * math.sqrt(252)
+    out["_pv"] = out["vwap"] * out["volume"]
+    out["vwap_20d"] = rolling("_pv", 20, "sum") / rolling("volume", 20, "sum")
+    out["drawdown_pct"] = (out["close"] / by["close"].cummax() - 1) * 100
+    mean = rolling("return_pct", 60, "mean", shift=1)
+    std = rolling("return_pct", 60, "std", shift=1)
+    out["return_zscore_60d"] = (out["return_pct"] - mean) / std
+    return out[[name for name, _ in DAILY_FEATURES_COLUMNS]]
+
+
+def _intraday_bars() -> pd.DataFrame:
+    raw = pd.read_csv(DATA / "intraday" / "fb_week_of_may_20_per_minute.csv")
+    local = pd.to_datetime(raw["date"], format="%Y-%m-%d %H-%M")
+    ts = local.dt.tz_localize("America/New_York").dt.tz_convert("UTC")
+    bars = raw.assign(symbol="META", interval="1m", ts=ts, volume=raw["volume"].astype("int64"))
+    # A gap of five minutes inside a session: windows are event time, not row counts.
+    gap = (ts >= pd.Timestamp("2019-05-21 14:00", tz="UTC")) & (
+        ts < pd.Timestamp("2019-05-21 14:05", tz="UTC")
+    )
+    bars = bars[~gap].sort_values("ts").reset_index(drop=True)
+    bars["trade_date"] = bars["ts"].dt.date
+    return bars[["symbol", "interval", "trade_date", "ts", "high", "low", "close", "volume"]]
+
+
+def _expected_intraday(bars: pd.DataFrame) -> pd.DataFrame:
+    out = bars.copy()
+    session = out.groupby("trade_date", sort=False)
+    out["_r2"] = np.log(out["close"] / session["close"].shift(1)) ** 2
+    out["_pv"] = (out["high"] + out["low"] + out["close"]) / 3 * out["volume"]
+    indexed = out.set_index("ts")
+    for n in (5, 15, 60):
+        anchors = pd.merge_asof(
+            out[["ts", "trade_date"]].assign(_at=out["ts"] - timedelta(minutes=n)),
+            out[["ts", "trade_date", "close"]].rename(columns={"ts": "_at"}),
+            on="_at",
+            by="trade_date",
+            direction="backward",
+        )["close"]
+        full = anchors.notna().to_numpy()
+
+        def window_sum(column: str, n: int = n) -> np.ndarray:
+            grouped = indexed.groupby("trade_date", sort=False)[column]
+            return grouped.rolling(f"{n}min", closed="right").sum().to_numpy()
+
+        out[f"return_{n}m"] = (out["close"] / anchors - 1) * 100
+        out[f"realized_vol_{n}m"] = np.where(full, np.sqrt(window_sum("_r2")), np.nan)
+        out[f"vwap_{n}m"] = np.where(full, window_sum("_pv") / window_sum("volume"), np.nan)
+    out["drawdown_from_high_pct"] = (out["close"] / session["high"].cummax() - 1) * 100
+    out["bar_ts"] = out["ts"]
+    return out[[name for name, _ in INTRADAY_FEATURES_COLUMNS]]
+
+
+def _assert_frames_equal(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str]) -> None:
+    actual = actual.sort_values(key).reset_index(drop=True)
+    expected = expected.sort_values(key).reset_index(drop=True)
+    assert list(actual.columns) == list(expected.columns)
+    assert len(actual) == len(expected)
+    for column in actual.columns:
+        got, want = actual[column], expected[column]
+        if column in key or got.dtype == object:
+            assert got.astype(str).tolist() == want.astype(str).tolist(), column
+            continue
+        got, want = got.to_numpy(dtype=float), want.to_numpy(dtype=float)
+        assert (np.isnan(got) == np.isnan(want)).all(), f"{column}: nulls differ"
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=column)
+
+
+def test_daily_features_equal_pandas_on_real_bars(spark) -> None:
+    metrics = _daily_metrics()
+    frame = spark.createDataFrame(metrics)
+    actual = daily_features(frame).toPandas()
+    expected = _expected_daily(metrics)
+    _assert_frames_equal(actual, expected, ["symbol", "trade_date"])
+    # The first rows: nulls until each window is full, per symbol.
+    first = actual[actual["symbol"] == "^GSPC"].sort_values("trade_date").reset_index()
+    assert first["sma_7"].isna().sum() == 6 and first["sma_30"].isna().sum() == 29
+    assert first["volatility_20d"].isna().sum() == 20  # the first row has no return
+    assert first["return_zscore_60d"].isna().sum() == 61
+    # Across the AAPL gap the previous trading day present is used.
+    aapl = actual[actual["symbol"] == "AAPL"].set_index("trade_date")
+    after_gap = aapl.loc[pd.Timestamp("2020-03-09").date()]
+    assert after_gap["log_return"] == pytest.approx(
+        math.log(after_gap["close"] / aapl.loc[pd.Timestamp("2020-02-28").date()]["close"])
+    )
+
+
+def test_intraday_features_equal_pandas_on_real_minutes(spark) -> None:
+    bars = _intraday_bars()
+    frame = spark.createDataFrame(bars)
+    actual = intraday_features(frame).toPandas()
+    actual["bar_ts"] = pd.to_datetime(actual["bar_ts"]).dt.tz_localize("UTC")
+    expected = _expected_intraday(bars)
+    _assert_frames_equal(actual, expected, ["symbol", "bar_ts"])
+    # Each session starts empty: no 5-minute return before its sixth minute.
+    first_day = actual[actual["trade_date"] == actual["trade_date"].min()]
+    assert first_day["return_5m"].isna().sum() == 5
+    assert first_day["return_60m"].isna().sum() == 60
+
+
+def _features(spark, settings, base: str) -> pd.DataFrame:
+    frame = spark.read.parquet(lake.s3a_uri(settings.lake_bucket, base)).toPandas()
+    return frame.drop(columns=["date"])
+
+
+@pytest.mark.services
+def test_an_incremental_run_equals_the_full_refresh(spark, lake_settings, s3_client) -> None:
+    bars = [
+        *daily_bars("apple.csv", "AAPL", "2019-09-01", "2020-03-31"),
+        *daily_bars("netflix.csv", "NFLX", "2019-09-01", "2020-03-31"),
+        *fb_minute_bars(),
+    ]
+    put_raw_historical(s3_client, lake_settings.lake_bucket, bars)
+    run_daily(lake_settings, full_refresh=True, spark=spark)
+    full = run_features(lake_settings, full_refresh=True, spark=spark)
+    assert full.intraday_rows == len(fb_minute_bars())
+    assert len(full.daily_dates_written) > 140
+    daily = _features(spark, lake_settings, lake.PROCESSED_FEATURES_DAILY)
+    intraday = _features(spark, lake_settings, lake.PROCESSED_FEATURES_INTRADAY)
+    # Remove one date of each, then compute just that date.
+    day, session = date(2020, 3, 16), date(2019, 5, 22)
+    for base, when in (
+        (lake.PROCESSED_FEATURES_DAILY, day),
+        (lake.PROCESSED_FEATURES_INTRADAY, session),
+    ):
+        prefix = lake.processed_date_prefix(base, when)
+        for item in s3_client.list_objects_v2(Bucket=lake_settings.lake_bucket, Prefix=prefix)[
+            "Contents"
+        ]:
+            s3_client.delete_object(Bucket=lake_settings.lake_bucket, Key=item["Key"])
+    for when in (day, session):
+        one = run_features(lake_settings, when, when + timedelta(days=1), spark=spark)
+        assert one.daily_dates_written == [when.isoformat()]  # FB's minutes make a daily row
+        assert one.intraday_dates_written == ([when.isoformat()] if when == session else [])
+    again = _features(spark, lake_settings, lake.PROCESSED_FEATURES_DAILY)
+    pd.testing.assert_frame_equal(
+        again.sort_values(["symbol", "trade_date"]).reset_index(drop=True),
+        daily.sort_values(["symbol", "trade_date"]).reset_index(drop=True),
+    )
+    row = again[(again["symbol"] == "AAPL") & (again["trade_date"] == day)].iloc[0]
+    assert not math.isnan(row["return_zscore_60d"]) and not math.isnan(row["sma_30"])
+    minutes = _features(spark, lake_settings, lake.PROCESSED_FEATURES_INTRADAY)
+    pd.testing.assert_frame_equal(
+        minutes.sort_values("bar_ts").reset_index(drop=True),
+        intraday.sort_values("bar_ts").reset_index(drop=True),
+    )
