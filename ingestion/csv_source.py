@@ -48,7 +48,7 @@ BUNDLED_FILES: tuple[BundledFile, ...] = (
     BundledFile("NFLX", "daily/netflix.csv", Interval.D1),
     BundledFile("TSLA", "daily/tesla.csv", Interval.D1),
     BundledFile("^GSPC", "daily/sp500.csv", Interval.D1),
-    BundledFile("META", "intraday/fb_week_of_may_20_per_minute.csv", "1m"),
+    BundledFile("META", "intraday/fb_week_of_may_20_per_minute.csv", Interval.M1),
 )
 
 REQUIRED_FIELDS = ("date", "open", "high", "low", "close", "volume")
