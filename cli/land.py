@@ -16,15 +16,16 @@ from cli.figures import rate_text, seconds_text
 from stocklake.schemas import RecordKind
 from stocklake.settings import get_settings
 from streaming.errors import LandingError
-from streaming.landing import (
+from streaming.landing import land
+from streaming.options import (
     DEFAULT_BATCH_AGE,
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_RECORDS,
     DEFAULT_MAX_FUTURE,
-    LandSummary,
-    land,
+    LandingOptions,
 )
 from streaming.retry import RetryPolicy
+from streaming.summary import LandSummary
 
 app = typer.Typer(
     help=(
@@ -82,7 +83,12 @@ RetriesOption = Annotated[
     ),
 ]
 RetryDelayOption = Annotated[
-    float, typer.Option("--retry-delay", min=0, help="First backoff wait in seconds.")
+    float,
+    typer.Option(
+        "--retry-delay",
+        min=0,
+        help="First backoff wait of a Kafka call in seconds (S3 calls use botocore's backoff).",
+    ),
 ]
 ResetPartitionOption = Annotated[
     list[int] | None,
@@ -132,9 +138,7 @@ def _run(
     # kafka-python's connection chatter is noise unless something is wrong.
     logging.getLogger("kafka").setLevel(logging.WARNING if verbose else logging.ERROR)
     try:
-        summary = land(
-            get_settings(),
-            kind,
+        options = LandingOptions(
             topic=topic,
             group_id=group_id,
             until_idle=until_idle,
@@ -148,6 +152,7 @@ def _run(
             ),
             reset_partitions=resets,
         )
+        summary = land(get_settings(), kind, options)
     except LandingError as error:
         err_console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

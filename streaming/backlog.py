@@ -10,6 +10,7 @@ records still wait.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -20,8 +21,12 @@ from kafka.errors import KafkaTimeoutError
 from stocklake.schemas import RecordKind
 from stocklake.settings import Settings
 from streaming.batching import committed_key, read_marker
+from streaming.errors import LandingError
+from streaming.options import default_topic
 from streaming.retry import RetryPolicy
 from streaming.store import LakeStore
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 10.0
 
@@ -106,6 +111,47 @@ def log_bounds(
         consumer.close()
 
 
+def check_positions(
+    kind: RecordKind,
+    resume: Mapping[TopicPartition, int | None],
+    bounds: Mapping[TopicPartition, Span],
+    changed: Mapping[int, str | None],
+) -> None:
+    """Stop when the lake has landed past a partition's log end or for another topic.
+
+    `resume`: where each partition's landing resumes (None: its beginning); `bounds`: its
+    log start and end; `changed`: why a partition's topic id changed, where it did.
+    Offsets deleted by retention before they landed are a warning.
+    """
+    problems: dict[int, str] = {}
+    for tp, resume_at in resume.items():
+        start, end = bounds[tp]
+        where = f"{tp.topic}[{tp.partition}]"
+        landed = "nothing" if resume_at is None else f"up to offset {resume_at - 1}"
+        if resume_at is not None and resume_at > end:
+            problems[tp.partition] = (
+                f"{where}: the lake has landed {landed} but Kafka's log ends at {end} "
+                f"(starts at {start})"
+            )
+        elif changed.get(tp.partition):
+            problems[tp.partition] = (
+                f"{where}: {changed[tp.partition]} (the lake has landed {landed}; "
+                f"Kafka's log is {start}-{end})"
+            )
+        elif resume_at is not None and resume_at < start:
+            log.warning(
+                "%s: offsets %d-%d were deleted from Kafka before they landed",
+                where, resume_at, start - 1,
+            )  # fmt: skip
+    if problems:
+        raise LandingError(
+            "; ".join(problems.values()) + ". The broker lost its data or the topic was "
+            f"re-created. To land what Kafka holds now: `stocklake land {kind} "
+            f"--reset-partition {min(problems)} --from earliest` (or --from <offset>), per "
+            "partition; the lake keeps what it landed before"
+        )
+
+
 def unlanded(settings: Settings, timeout: float = 5.0) -> dict[str, int]:
     """Records of the two pipeline topics that no landing has committed to the lake yet.
 
@@ -114,10 +160,7 @@ def unlanded(settings: Settings, timeout: float = 5.0) -> dict[str, int]:
     botocore error) when Kafka or the lake cannot be read within about `timeout` s.
     """
     store = LakeStore(settings, policy=RetryPolicy(attempts=1))
-    kinds: dict[str, RecordKind] = {
-        settings.topic_historical: "historical",
-        settings.topic_realtime: "realtime",
-    }
+    kinds = {default_topic(settings, kind): kind for kind in RecordKind}
     consumer = probe_consumer(settings, timeout)
     try:
         positions: dict[TopicPartition, int | None] = {}

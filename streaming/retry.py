@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TypeVar
 
+from kafka.errors import KafkaError
 from tenacity import (
     RetryCallState,
     RetryError,
@@ -58,6 +59,11 @@ class RetryPolicy:
         """The longest a call can spend waiting between its attempts."""
         wait = self.wait()
         return sum(wait(SimpleNamespace(attempt_number=n)) for n in range(1, self.attempts))
+
+
+def is_transient_kafka_error(error: BaseException) -> bool:
+    """Whether kafka-python calls the error retriable (a lost connection, no leader yet, ...)."""
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
 
 
 def gave_up(what: str, attempts: int, seconds: float, error: BaseException, hint: str) -> str:
