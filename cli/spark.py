@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 import typer
 from rich.console import Console
 
 from cli.figures import value_text
+from spark_jobs.daily import (
+    DEFAULT_LOOKBACK_DAYS,
+    DailyJobError,
+    NoDataError,
+    OnEmpty,
+    run_daily,
+)
+from spark_jobs.stream import (
+    DEFAULT_MAX_FILES_PER_TRIGGER,
+    DEFAULT_SLIDE,
+    DEFAULT_WATERMARK,
+    StreamJobError,
+    run_stream,
+)
+from stocklake.schemas import WINDOW_SIZES
 from stocklake.settings import get_settings
 
 app = typer.Typer(help="Spark jobs: daily metrics and real-time windows.", no_args_is_help=True)
@@ -20,11 +34,6 @@ err_console = Console(stderr=True)
 ONE_DAY = timedelta(days=1)
 # Half-open [start, end) like Airflow's data intervals, the same for every command.
 END_HELP = "End date, EXCLUSIVE: the day after the last date computed"
-
-
-class OnEmptyChoice(StrEnum):
-    fail = "fail"
-    skip = "skip"
 
 
 def _parse_conf(pairs: list[str]) -> dict[str, str]:
@@ -102,13 +111,15 @@ def daily(
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Rebuild processed/historical from every raw date."
     ),
-    on_empty: OnEmptyChoice = typer.Option(
-        OnEmptyChoice.fail,
+    on_empty: OnEmpty = typer.Option(
+        OnEmpty.FAIL,
         help="A trading date without bars: fail (exit 3) or skip (warn). Weekends and "
         "exchange holidays are always skipped (listed in the summary).",
     ),
     lookback_days: int = typer.Option(
-        10, min=0, help="Calendar days searched back for the previous trading day's close."
+        DEFAULT_LOOKBACK_DAYS,
+        min=0,
+        help="Calendar days searched back for the previous trading day's close.",
     ),
     conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -118,7 +129,6 @@ def daily(
     Dates are half-open like Airflow's data intervals: --start is inclusive, --end is
     exclusive (--start 2020-12-28 --end 2020-12-31 computes the 28th, 29th and 30th).
     """
-    from spark_jobs.daily import DailyJobError, NoDataError, run_daily
     from spark_jobs.session import build_spark
 
     first, end_day = _daily_range(day, start, end, full_refresh)
@@ -130,7 +140,7 @@ def daily(
             first,
             end_day,
             full_refresh=full_refresh,
-            on_empty=on_empty.value,
+            on_empty=on_empty,
             lookback_days=lookback_days,
             spark=spark,
         )
@@ -157,16 +167,17 @@ def stream(
     processing_time: str | None = typer.Option(
         None, help="Run live, one micro-batch per interval (e.g. 30s) until SIGTERM."
     ),
-    watermark: str = typer.Option("10m", help="How late a tick may be (event time)."),
-    slide: str = typer.Option("5m", help="Slide of the 15m and 1h windows."),
-    window: list[str] = typer.Option(["15m", "1h"], help="Window size(s) to compute."),
-    max_files_per_trigger: int = typer.Option(200, min=1, help="Raw files per micro-batch."),
+    watermark: str = typer.Option(DEFAULT_WATERMARK, help="How late a tick may be (event time)."),
+    slide: str = typer.Option(DEFAULT_SLIDE, help="Slide of the 15m and 1h windows."),
+    window: list[str] = typer.Option(list(WINDOW_SIZES), help="Window size(s) to compute."),
+    max_files_per_trigger: int = typer.Option(
+        DEFAULT_MAX_FILES_PER_TRIGGER, min=1, help="Raw files per micro-batch."
+    ),
     conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Sliding-window metrics: raw/realtime -> processed/realtime/window=.../date=.../."""
     from spark_jobs.session import build_spark
-    from spark_jobs.stream import StreamJobError, run_stream
 
     if available_now == (processing_time is not None):
         raise typer.BadParameter("give exactly one of --available-now or --processing-time")

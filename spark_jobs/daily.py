@@ -12,7 +12,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from spark_jobs.contract import HOLD_REASON, any_null, with_hold_reason
 from stocklake import lake
@@ -32,7 +33,14 @@ from stocklake.trading_calendar import split_trading
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, Row, SparkSession
 
-OnEmpty = Literal["fail", "skip"]
+
+class OnEmpty(StrEnum):
+    """What a requested trading date without bars does to a run (the CLI's choices)."""
+
+    FAIL = "fail"  # the run fails (NoDataError), nothing is written
+    SKIP = "skip"  # the other dates are written; the empty ones are listed as skipped
+
+
 DEFAULT_LOOKBACK_DAYS = 10
 # Columns a raw bar cannot do without; a null in any of them means a broken file.
 REQUIRED_BAR_COLUMNS = ("symbol", "ts", "interval", "open", "high", "low", "close", "volume")
@@ -314,7 +322,7 @@ def plan_daily(
     trading: list[date] | None,
     end: date | None,
     *,
-    on_empty: OnEmpty = "fail",
+    on_empty: OnEmpty | str = OnEmpty.FAIL,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
 ) -> DailyPlan:
     """The run's plan from the raw date folders found: `trading` dates up to `end`, each
@@ -331,7 +339,7 @@ def plan_daily(
         wanted=wanted,
         uris=[available[day] for day in read_days],
         full_refresh=trading is None,
-        on_empty=on_empty,
+        on_empty=OnEmpty(on_empty),
         lookback_days=lookback_days,
     )
 
@@ -342,7 +350,7 @@ def run_daily(
     end: date | None = None,
     *,
     full_refresh: bool = False,
-    on_empty: OnEmpty = "fail",
+    on_empty: OnEmpty | str = OnEmpty.FAIL,
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     spark: SparkSession | None = None,
 ) -> DailySummary:
@@ -383,10 +391,11 @@ def run_daily(
 
 
 def _check_request(
-    start: date | None, end: date | None, full_refresh: bool, on_empty: OnEmpty
+    start: date | None, end: date | None, full_refresh: bool, on_empty: OnEmpty | str
 ) -> None:
-    if on_empty not in ("fail", "skip"):
-        raise ValueError(f"on_empty must be 'fail' or 'skip', not {on_empty!r}")
+    if on_empty not in tuple(OnEmpty):
+        choices = " or ".join(f"'{choice}'" for choice in OnEmpty)
+        raise ValueError(f"on_empty must be {choices}, not {on_empty!r}")
     if full_refresh and (start or end):
         raise ValueError("--full-refresh rebuilds every raw date: give no --date/--start/--end")
     if not full_refresh and (start is None or end is None):
@@ -474,7 +483,7 @@ def _write_metrics(
             row["trade_date"]: row["count"] for row in good.groupBy("trade_date").count().collect()
         }
         missing = [] if plan.full_refresh else [day for day in plan.wanted if day not in counts]
-        if missing and plan.on_empty == "fail":
+        if missing and plan.on_empty == OnEmpty.FAIL:
             raise NoDataError(missing)
         if counts:
             write_daily_metrics(good, settings, plan.full_refresh)
@@ -515,8 +524,8 @@ def _trading_dates(summary: DailySummary, start: date, end: date) -> list[date]:
     return split.trading
 
 
-def _no_data(summary: DailySummary, wanted: list[date], on_empty: OnEmpty, began: float):
-    if on_empty == "fail" or not wanted:
+def _no_data(summary: DailySummary, wanted: list[date], on_empty: OnEmpty | str, began: float):
+    if on_empty == OnEmpty.FAIL or not wanted:
         raise NoDataError(wanted)
     summary.dates_skipped = [day.isoformat() for day in wanted]
     summary.seconds = round(time.monotonic() - began, 3)
