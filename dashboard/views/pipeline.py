@@ -1,0 +1,70 @@
+"""Pipeline: the last loads, rows per table, the quarantine, and the lake console."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries, ui
+from dashboard.queries import WarehouseProblem
+
+
+def main() -> None:
+    st.title("Pipeline")
+    current = ui.settings()
+    try:
+        counts = queries.row_counts(current)
+    except WarehouseProblem as problem:
+        ui.show_problem(problem)
+        return
+    if counts["rows"].isna().all():
+        empty = WarehouseProblem(
+            "the warehouse has no tables yet", queries.FILL_COMMAND[queries.DAILY_METRICS_TABLE]
+        )
+        ui.show_problem(empty)
+    else:
+        tables(counts)
+        loads(current)
+    quarantine()
+    st.subheader("Lake console")
+    st.link_button("Open the lake console", current.lake_console_url)
+    st.caption(f"{current.lake_console_url} (login: `.state/s3/console-login.json`)")
+
+
+def tables(counts) -> None:
+    st.subheader("Rows per table")
+    left, right = st.columns([3, 2])
+    with left:
+        ui.chart(charts.row_count_chart(counts), key="row_counts")
+    with right:
+        shown = counts.assign(rows=counts["rows"].map(_rows_text))
+        st.dataframe(shown, hide_index=True)
+
+
+def _rows_text(rows: object) -> str:
+    return "not created yet" if pd.isna(rows) else f"{int(rows):,}"
+
+
+def loads(current) -> None:
+    st.subheader("Last loads")
+    try:
+        recent = queries.recent_loads(current)
+    except WarehouseProblem as problem:
+        ui.show_problem(problem)
+        return
+    if recent.empty:
+        st.info("No loads recorded yet.")
+    else:
+        st.dataframe(recent, hide_index=True)
+
+
+def quarantine() -> None:
+    st.subheader("Quarantine")
+    st.info(
+        "Records set aside (with their reason) are kept in the lake, not in the warehouse: "
+        "list them with"
+    )
+    st.code("stocklake ls quarantine/", language="bash")
+
+
+main()

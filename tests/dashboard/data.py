@@ -1,0 +1,173 @@
+"""Warehouse rows for the dashboard's tests, from the bundled real bars (data/).
+
+Daily metrics and real-time windows are written to a test bucket as processed parquet
+(the contract's arrow schema) and loaded with the real loader; the daily features are
+computed here with pandas, by the definitions of issue 15, until the features loader
+lands (see `conftest.fill_daily_features`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import s3fs
+
+from ingestion.csv_source import BUNDLED_FILES
+from stocklake import lake
+from stocklake.schemas import (
+    DAILY_FEATURES_COLUMNS,
+    DAILY_METRICS_COLUMNS,
+    REALTIME_WINDOW_COLUMNS,
+    SMA_WINDOWS,
+    TRADING_DAYS_PER_YEAR,
+    VOLATILITY_WINDOW,
+    VWAP_WINDOW,
+    WINDOW_SIZES,
+    ZSCORE_WINDOW,
+    Interval,
+    arrow_schema,
+)
+
+DAILY = {f.symbol: f.path for f in BUNDLED_FILES if f.interval == Interval.D1}
+MINUTE = next(f for f in BUNDLED_FILES if f.interval != Interval.D1)
+
+
+def daily_bars() -> pd.DataFrame:
+    """Every bundled daily file: symbol, date, open, high, low, close, volume, prev_close."""
+    frames = []
+    for symbol, path in sorted(DAILY.items()):
+        bars = pd.read_csv(path, parse_dates=["date"]).sort_values("date")
+        bars["symbol"] = symbol
+        bars["prev_close"] = bars["close"].shift(1)
+        frames.append(bars)
+    return pd.concat(frames, ignore_index=True)
+
+
+def daily_metrics(bars: pd.DataFrame) -> pa.Table:
+    """daily_metrics rows (one bar a day, so the day's metrics are the bar's)."""
+    start = bars["date"].dt.tz_localize("UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": bars["symbol"],
+            "trade_date": bars["date"].dt.date,
+            "interval": "1d",
+            "daily_open": bars["open"],
+            "daily_high": bars["high"],
+            "daily_low": bars["low"],
+            "daily_close": bars["close"],
+            "daily_volume": bars["volume"].astype("int64"),
+            "daily_change_pct": (bars["close"] - bars["open"]) / bars["open"] * 100,
+            "bar_count": np.ones(len(bars), dtype=np.int32),
+            "vwap": (bars["high"] + bars["low"] + bars["close"]) / 3,
+            "prev_close": bars["prev_close"],
+            "return_pct": (bars["close"] / bars["prev_close"] - 1) * 100,
+            "range_pct": (bars["high"] - bars["low"]) / bars["low"] * 100,
+            "first_bar_ts": start,
+            "last_bar_ts": start,
+        }
+    )
+    return pa.Table.from_pandas(
+        frame, schema=arrow_schema(DAILY_METRICS_COLUMNS), preserve_index=False
+    )
+
+
+def _symbol_features(rows: pd.DataFrame) -> pd.DataFrame:
+    close = rows["close"]
+    log_return = np.log(close / close.shift(1))
+    returns = (close / close.shift(1) - 1) * 100
+    vwap = (rows["high"] + rows["low"] + close) / 3
+    volume = rows["volume"].astype("int64")
+    previous = returns.shift(1).rolling(ZSCORE_WINDOW, min_periods=ZSCORE_WINDOW)
+    out = {
+        "symbol": rows["symbol"],
+        "trade_date": rows["date"].dt.date,
+        "close": close,
+        "volume": volume,
+        "return_pct": returns,
+        "log_return": log_return,
+        **{f"sma_{n}": close.rolling(n, min_periods=n).mean() for n in SMA_WINDOWS},
+        f"volatility_{VOLATILITY_WINDOW}d": log_return.rolling(VOLATILITY_WINDOW).std()
+        * math.sqrt(TRADING_DAYS_PER_YEAR),
+        f"vwap_{VWAP_WINDOW}d": (vwap * volume).rolling(VWAP_WINDOW).sum()
+        / volume.rolling(VWAP_WINDOW).sum(),
+        "drawdown_pct": (close / close.cummax() - 1) * 100,
+        f"return_zscore_{ZSCORE_WINDOW}d": (returns - previous.mean()) / previous.std(),
+    }
+    return pd.DataFrame(out)
+
+
+def daily_features(bars: pd.DataFrame) -> pd.DataFrame:
+    """daily_features rows by the issue's definitions (per symbol, over its rows)."""
+    frames = [_symbol_features(rows) for _, rows in bars.groupby("symbol", sort=True)]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[[name for name, _ in DAILY_FEATURES_COLUMNS]]
+
+
+def window_metrics() -> pa.Table:
+    """15m and 1h tumbling windows of the bundled 1-minute bars (the whole week)."""
+    bars = pd.read_csv(MINUTE.path)
+    local = pd.to_datetime(bars["date"], format="%Y-%m-%d %H-%M")
+    bars["ts"] = local.dt.tz_localize("America/New_York").dt.tz_convert("UTC")
+    frames = []
+    for size, seconds in WINDOW_SIZES.items():
+        grouped = bars.assign(
+            window_start=bars["ts"].dt.floor(f"{seconds}s"), notional=bars["close"] * bars["volume"]
+        )
+        agg = grouped.groupby("window_start").agg(
+            avg_price=("close", "mean"),
+            volatility=("close", "std"),
+            notional=("notional", "sum"),
+            total_volume=("volume", "sum"),
+            tick_count=("close", "size"),
+            min_price=("close", "min"),
+            max_price=("close", "max"),
+        )
+        agg = agg.reset_index()
+        agg["vwap"] = agg["notional"] / agg["total_volume"]
+        agg["window_end"] = agg["window_start"] + pd.Timedelta(seconds=seconds)
+        agg["symbol"] = MINUTE.symbol
+        agg["window_size"] = size
+        agg["total_volume"] = agg["total_volume"].astype("int64")
+        agg["tick_count"] = agg["tick_count"].astype("int64")
+        frames.append(agg)
+    frame = pd.concat(frames, ignore_index=True)
+    names = [name for name, _ in REALTIME_WINDOW_COLUMNS]
+    return pa.Table.from_pandas(
+        frame[names], schema=arrow_schema(REALTIME_WINDOW_COLUMNS), preserve_index=False
+    )
+
+
+def put_daily(fs: s3fs.S3FileSystem, bucket: str, table: pa.Table) -> int:
+    """One parquet file per trade_date partition, as the Spark job lays them out."""
+    days = sorted(set(table.column("trade_date").to_pylist()))
+    for day in days:
+        rows = table.filter(pc.equal(table.column("trade_date"), day))
+        _put(fs, f"{bucket}/{lake.processed_historical_prefix(day)}part-00000.parquet", rows)
+    return len(days)
+
+
+def put_windows(fs: s3fs.S3FileSystem, bucket: str, table: pa.Table) -> int:
+    """One parquet file per (window size, date of window_start) partition."""
+    sizes = table.column("window_size").to_pylist()
+    days = [start.date() for start in table.column("window_start").to_pylist()]
+    parts = sorted(set(zip(sizes, days, strict=True)))
+    for size, day in parts:
+        mask = pa.array([s == size and d == day for s, d in zip(sizes, days, strict=True)])
+        prefix = lake.processed_realtime_prefix(size, day)
+        _put(fs, f"{bucket}/{prefix}part-00000.parquet", table.filter(mask))
+    return len(parts)
+
+
+def _put(fs: s3fs.S3FileSystem, path: str, table: pa.Table) -> None:
+    with fs.open(path, "wb") as out:
+        pq.write_table(table, out)
+
+
+def first_date(bars: pd.DataFrame) -> date:
+    return bars["date"].min().date()
