@@ -71,6 +71,7 @@ def streamlit_command(server: Dashboard) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(APP),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
         "--server.address", server.host,
         "--server.port", str(server.port),
     ]  # fmt: skip
@@ -199,3 +200,9 @@ def run_command(settings: Settings, *, background: bool, stop_it: bool, port: in
 
 def _port_flag(server: Dashboard, settings: Settings) -> str:
     return "" if server.port == dashboard_port(settings) else f" --port {server.port}"
+
+
+if __name__ == "__main__":  # `python -m cli.dashboard`, the command alone
+    standalone = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(standalone)
+    standalone()

@@ -14,6 +14,8 @@ from plotly.subplots import make_subplots
 
 ZSCORE_LIMIT = 2.0
 WINDOW_COLORS = {"15m": "#1f77b4", "1h": "#ff7f0e"}
+# Distinct from the candles' green and red.
+SMA_COLORS = ("#ff7f0e", "#9467bd", "#17becf")
 HEIGHT = 360
 
 
@@ -56,8 +58,17 @@ def volume_share_chart(frame: pd.DataFrame) -> go.Figure:
     """Each symbol's share of the selected symbols' volume, stacked to 100%."""
     figure = go.Figure()
     for symbol, rows in frame.groupby("symbol", sort=True):
-        figure.add_trace(go.Bar(x=rows["period"], y=rows["volume_share_pct"], name=str(symbol)))
-    figure.update_layout(barmode="stack", bargap=0)
+        figure.add_trace(
+            go.Scatter(
+                x=rows["period"],
+                y=rows["volume_share_pct"],
+                name=str(symbol),
+                mode="lines",
+                line={"width": 0.5},
+                stackgroup="share",
+            )
+        )
+    figure.update_yaxes(range=[0, 100])
     return _layout(figure, "Share of the volume (selected symbols)", "% of volume")
 
 
@@ -80,11 +91,16 @@ def candlestick_chart(
         row=1,
         col=1,
     )
-    for name in sma_columns:
+    for index, name in enumerate(sma_columns):
         if name in history and history[name].notna().any():
-            label = name.upper().replace("_", " ")
             figure.add_trace(
-                go.Scatter(x=history["trade_date"], y=history[name], mode="lines", name=label),
+                go.Scatter(
+                    x=history["trade_date"],
+                    y=history[name],
+                    mode="lines",
+                    name=name.upper().replace("_", " "),
+                    line={"color": SMA_COLORS[index % len(SMA_COLORS)], "width": 1.5},
+                ),
                 row=1,
                 col=1,
             )
@@ -117,6 +133,7 @@ def volatility_chart(history: pd.DataFrame, column: str) -> go.Figure:
     figure = go.Figure(
         go.Scatter(x=history["trade_date"], y=history[column], mode="lines", name=column)
     )
+    figure.update_yaxes(tickformat=".0%")
     return _layout(figure, "Rolling volatility (20 days, annualised)", "volatility")
 
 
@@ -145,8 +162,9 @@ def zscore_chart(history: pd.DataFrame, column: str, limit: float = ZSCORE_LIMIT
     return _layout(figure, "Return z-score (against the previous 60 days)", "z")
 
 
-def window_chart(windows: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
-    """Grouped bars: `value` per symbol, one bar per window size."""
+def latest_window_chart(windows: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
+    """Grouped bars: `value` of each symbol's latest window, one bar per window size
+    (a window with one tick has no volatility: its bar is missing, its label says so)."""
     figure = go.Figure()
     for size, rows in windows.groupby("window_size", sort=True):
         figure.add_trace(
@@ -154,11 +172,42 @@ def window_chart(windows: pd.DataFrame, value: str, title: str, y_title: str) ->
                 x=rows["symbol"],
                 y=rows[value],
                 name=str(size),
+                text=[_label(number) for number in rows[value]],
                 marker_color=WINDOW_COLORS.get(str(size)),
             )
         )
     figure.update_layout(barmode="group")
     return _layout(figure, title, y_title, height=300)
+
+
+def _label(number: object) -> str:
+    if number is None or pd.isna(number):
+        return "n/a"
+    return f"{number:,.4g}" if isinstance(number, float) else f"{number:,}"
+
+
+def latest_session(windows: pd.DataFrame) -> pd.DataFrame:
+    """The windows that start on the day (UTC) of each symbol's latest window."""
+    day = windows["window_start"].dt.date
+    last = day.groupby(windows["symbol"]).transform("max")
+    return windows[day == last]
+
+
+def recent_windows_chart(windows: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
+    """`value` over each symbol's latest session: one line per symbol and window size."""
+    figure = go.Figure()
+    ordered = latest_session(windows).sort_values("window_start")
+    for (symbol, size), rows in ordered.groupby(["symbol", "window_size"], sort=True):
+        figure.add_trace(
+            go.Scatter(
+                x=rows["window_start"],
+                y=rows[value],
+                mode="lines+markers",
+                name=f"{symbol} {size}",
+                line={"dash": "solid" if size == "15m" else "dot"},
+            )
+        )
+    return _layout(figure, title, y_title, height=320)
 
 
 def row_count_chart(counts: pd.DataFrame) -> go.Figure:

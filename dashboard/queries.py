@@ -59,6 +59,8 @@ REALTIME_TTL_S = 5
 # Longer ranges than this are read as weekly points (aggregated in SQL).
 DAILY_POINTS_MAX_DAYS = 2 * 366
 RECENT_LOADS = 20
+# Windows of each size per symbol the real-time page draws (8 hours of 15m windows).
+RECENT_WINDOWS = 32
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
@@ -253,13 +255,14 @@ def features_sql(settings: Settings, symbol: str, start: date, end: date) -> str
     )
 
 
-def latest_windows_sql(settings: Settings) -> str:
-    """The latest window of each size per symbol."""
+def recent_windows_sql(settings: Settings, count: int = RECENT_WINDOWS) -> str:
+    """The latest `count` windows of each size per symbol, newest first (`recency` 1)."""
     names = ", ".join(WINDOW_COLUMNS)
     return (
-        f"SELECT {names} FROM (SELECT {names}, ROW_NUMBER() OVER"
-        " (PARTITION BY symbol, window_size ORDER BY window_start DESC) AS rn"
-        f" FROM {table(settings, REALTIME_TABLE)}) latest WHERE rn = 1 ORDER BY symbol, window_size"
+        f"SELECT {names}, recency FROM (SELECT {names}, ROW_NUMBER() OVER"
+        " (PARTITION BY symbol, window_size ORDER BY window_start DESC) AS recency"
+        f" FROM {table(settings, REALTIME_TABLE)}) latest WHERE recency <= {int(count)}"
+        " ORDER BY symbol, window_size, window_start"
     )
 
 
@@ -410,10 +413,14 @@ def symbol_history(
     return merged, None
 
 
-def latest_windows(settings: Settings) -> pd.DataFrame:
-    """The latest 15m and 1h window per symbol (empty when none are loaded)."""
-    statement = latest_windows_sql(settings)
-    return _cached_realtime(settings, statement, REALTIME_TABLE, warehouse_label(settings))
+def recent_windows(settings: Settings) -> pd.DataFrame:
+    """The recent 15m and 1h windows per symbol; `recency` 1 is the latest (empty when
+    none are loaded)."""
+    statement = recent_windows_sql(settings)
+    frame = _cached_realtime(settings, statement, REALTIME_TABLE, warehouse_label(settings))
+    for name in ("window_start", "window_end"):
+        frame[name] = pd.to_datetime(frame[name], utc=True)
+    return frame
 
 
 def recent_loads(settings: Settings, limit: int = RECENT_LOADS) -> pd.DataFrame:

@@ -31,14 +31,18 @@ def main() -> None:
     st.caption(f"{current.lake_console_url} (login: `.state/s3/console-login.json`)")
 
 
-def tables(counts) -> None:
+def tables(counts: pd.DataFrame) -> None:
     st.subheader("Rows per table")
-    left, right = st.columns([3, 2])
+    left, right = st.columns(2)
     with left:
         ui.chart(charts.row_count_chart(counts), key="row_counts")
     with right:
-        shown = counts.assign(rows=counts["rows"].map(_rows_text))
-        st.dataframe(shown, hide_index=True)
+        missing = counts["rows"].isna()
+        shown = counts.assign(
+            rows=counts["rows"].map(_rows_text),
+            to_fill=counts["fill_command"].where(missing, ""),
+        )
+        st.dataframe(shown[["table", "rows", "to_fill"]], hide_index=True)
 
 
 def _rows_text(rows: object) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
@@ -11,16 +12,20 @@ from dashboard.queries import TableMissing, WarehouseProblem
 
 REFRESH_S = 10
 EMPTY = "No real-time windows loaded yet."
+# (column, title, y-axis title) of each chart.
+MEASURES = (
+    ("avg_price", "Average price", "price"),
+    ("volatility", "Volatility (std of price)", "price"),
+    ("total_volume", "Volume", "shares"),
+)
 
 
 @st.fragment(run_every=REFRESH_S)
 def windows() -> None:
     try:
-        frame = queries.latest_windows(ui.settings())
-    except TableMissing as problem:
-        st.info(f"{EMPTY} To fill {queries.REALTIME_TABLE}, run:")
-        st.code(problem.command, language="bash")
-        return
+        frame = queries.recent_windows(ui.settings())
+    except TableMissing:
+        frame = pd.DataFrame()
     except WarehouseProblem as problem:
         ui.show_problem(problem)
         return
@@ -28,19 +33,24 @@ def windows() -> None:
         st.info(f"{EMPTY} To fill {queries.REALTIME_TABLE}, run:")
         st.code(queries.FILL_COMMAND[queries.REALTIME_TABLE], language="bash")
         return
-    latest = frame["window_end"].max()
-    st.caption(f"Latest window ends {latest}; read at {datetime.now(UTC):%H:%M:%S} UTC.")
-    price, volatility, volume = st.columns(3)
-    with price:
-        figure = charts.window_chart(frame, "avg_price", "Average price", "price")
-        ui.chart(figure, key="avg_price")
-    with volatility:
-        figure = charts.window_chart(frame, "volatility", "Volatility (std of price)", "price")
-        ui.chart(figure, key="volatility")
-    with volume:
-        figure = charts.window_chart(frame, "total_volume", "Volume", "shares")
-        ui.chart(figure, key="volume")
-    st.dataframe(frame, hide_index=True)
+    latest = frame[frame["recency"] == 1].drop(columns="recency")
+    st.caption(
+        f"Latest window ends {latest['window_end'].max():%Y-%m-%d %H:%M} UTC;"
+        f" read at {datetime.now(UTC):%H:%M:%S} UTC."
+    )
+    st.subheader("Latest window")
+    for column, (name, title, y_title) in zip(st.columns(3), MEASURES, strict=True):
+        with column:
+            figure = charts.latest_window_chart(latest, name, title, y_title)
+            ui.chart(figure, key=f"latest_{name}")
+    if latest["volatility"].isna().any():
+        st.caption("A window with a single tick has no volatility (n/a).")
+    st.dataframe(latest, hide_index=True)
+    st.subheader("Latest session")
+    for column, (name, title, y_title) in zip(st.columns(3), MEASURES, strict=True):
+        with column:
+            figure = charts.recent_windows_chart(frame, name, title, y_title)
+            ui.chart(figure, key=f"recent_{name}")
 
 
 def main() -> None:

@@ -25,8 +25,6 @@ from stocklake.schemas import DAILY_FEATURES_COLUMNS, sql_type
 from stocklake.settings import Settings, get_settings, load_settings
 from tests.dashboard import data
 
-pytestmark = pytest.mark.services
-
 
 def _drop_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:

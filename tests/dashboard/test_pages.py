@@ -17,7 +17,7 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGES = {
     "views/overview.py": 4,
     "views/symbol.py": 4,
-    "views/realtime.py": 3,
+    "views/realtime.py": 6,
     "views/pipeline.py": 1,
 }
 
