@@ -1,6 +1,7 @@
 """What both DAGs share: default task arguments, the failure callback, small glue.
 
-Cheap to import (no stage, Spark or pandas import at parse time).
+Cheap to import (no stage, Spark or pandas import at parse time). Tasks pass data as
+TaskFlow XComArgs only; `completion_summary` takes the hops' outputs the same way.
 """
 
 from __future__ import annotations
@@ -134,12 +135,21 @@ def log_summary(dag_id: str, hops: dict[str, Any]) -> None:
     log.info("\n".join(lines))
 
 
-def completion_summary(dag_id: str, hops: dict[str, str]):
-    """The last task of a DAG: each hop's summary (pulled from XCom) in one log block."""
-    from airflow.sdk import task
+def completion_summary(dag_id: str, hops: dict[str, Any]):
+    """The last task of a DAG: each hop's summary in one log block.
+
+    `hops` maps a hop's name to its task's output: an XComArg (a TaskFlow task's return
+    value, or a classic operator's `.output`). Airflow resolves them for this task and
+    runs it after every one of them.
+    """
+    from airflow.sdk import XComArg, task
+
+    for hop, output in hops.items():
+        if not isinstance(output, XComArg):
+            raise TypeError(f"{dag_id}: hop {hop!r} needs its task's output, got {output!r}")
 
     @task(task_id="completion_summary")
-    def summarise(ti=None) -> None:
-        log_summary(dag_id, {hop: ti.xcom_pull(task_ids=task_id) for hop, task_id in hops.items()})
+    def summarise(summaries: dict[str, Any]) -> None:
+        log_summary(dag_id, summaries)
 
-    return summarise()
+    return summarise(hops)

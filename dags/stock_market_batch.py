@@ -7,7 +7,9 @@ Every date comes from the run's data interval: a run scheduled at 22:00 UTC
 on day D covers [D-1 22:00, D 22:00), i.e. date D; Monday's run covers
 Saturday to Monday. Only the interval's trading dates (the exchange calendar,
 `stocklake.trading_calendar`) are run; the log names the others and why. Wiring
-only: the work lives in the stage packages, imported inside the tasks.
+only: the work lives in the stage packages, imported inside the tasks. Data passes
+one way, as TaskFlow XComArgs (`produced["dates"]`, a classic operator's `.output`):
+Airflow resolves them and orders the tasks by them; no template pulls an XCom.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dags.common import (
     spark_cluster,
     summary_of,
 )
+from stocklake.schemas import HistoricalSource, Interval
 
 
 @dag(
@@ -38,20 +41,31 @@ from dags.common import (
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
-    render_template_as_native_obj=True,
     tags=["stocklake", "batch"],
     params={
-        "source": Param("csv", enum=["csv", "yfinance", "synthetic"], description="Bar source"),
+        "source": Param(
+            HistoricalSource.CSV.value,
+            enum=[source.value for source in HistoricalSource],
+            description="Bar source",
+        ),
         "symbols": Param(
             [], type="array", description="Symbols; empty means the source's default set"
         ),
-        "interval": Param("1d", enum=["1d", "1h", "5m", "1m"], description="Bar interval"),
+        "interval": Param(
+            Interval.D1.value,
+            enum=[interval.value for interval in Interval],
+            description="Bar interval",
+        ),
     },
 )
 def stock_market_batch() -> None:
-    @task(execution_timeout=timedelta(minutes=10))
+    @task(multiple_outputs=True, execution_timeout=timedelta(minutes=10))
     def produce_bars(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        """Send the bars of the interval's trading dates to Kafka; skip a run without any."""
+        """Send the bars of the interval's trading dates to Kafka; skip a run without any.
+
+        Its keys are the run's plan for the tasks after it: `dates` (those sent bars),
+        `first_date` and `end_date` (exclusive) and the raw keys the sensor waits for.
+        """
         from ingestion.producer import produce_historical
         from stocklake import lake
         from stocklake.trading_calendar import interval_dates
@@ -84,6 +98,7 @@ def stock_market_batch() -> None:
             "dates": [d.isoformat() for d in dates],
             "first_date": dates[0].isoformat(),
             "last_date": dates[-1].isoformat(),
+            "end_date": (dates[-1] + timedelta(days=1)).isoformat(),
             # The sensor waits only for dates that were sent bars.
             "raw_key_patterns": [f"{lake.raw_historical_prefix(d)}*" for d in dates],
             "produced": summary.records,
@@ -98,20 +113,69 @@ def stock_market_batch() -> None:
         result = land(settings(), "historical", until_idle=5.0, handle_signals=False)
         return summary_of(result)
 
+    @task(task_id="daily_metrics", execution_timeout=timedelta(minutes=30))
+    def daily_metrics_local(first_date: str, end_date: str) -> dict:
+        """Spark daily metrics for the interval's dates (in-process, local mode)."""
+        from datetime import date
+
+        from spark_jobs.daily import run_daily
+
+        result = run_daily(
+            settings(), start=date.fromisoformat(first_date), end=date.fromisoformat(end_date)
+        )
+        return summary_of(result)
+
+    @task(execution_timeout=timedelta(minutes=5))
+    def check_processed_partition(dates: list[str]) -> dict:
+        """Every requested date has a processed partition with rows."""
+        from loaders.checks import processed_daily_counts
+
+        counts = processed_daily_counts(settings(), dates)
+        empty = [day for day, rows in counts.items() if rows == 0]
+        if empty:
+            raise ValueError(f"processed/historical has no rows for {', '.join(empty)}")
+        return counts
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def load_warehouse(first_date: str, end_date: str, run_id=None, logical_date=None) -> dict:
+        """MERGE the interval's processed partitions into daily_metrics (audited with this run)."""
+        from datetime import date
+
+        from loaders.load import load_daily
+
+        result = load_daily(
+            settings(),
+            start=date.fromisoformat(first_date),
+            end=date.fromisoformat(end_date),
+            pipeline_run_id=run_id,
+            logical_date=logical_date,
+        )
+        return summary_of(result)
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def data_checks(dates: list[str]) -> dict:
+        """Counts agree hop to hop, keys are unique, OHLC and volume are sane."""
+        from loaders.checks import check_daily
+
+        report = check_daily(settings(), dates)
+        report.raise_if_failed()
+        return report.as_dict()
+
     from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
+    produced = produce_bars()
+    landed = land_bars()
     wait_for_raw = S3KeySensor(
         task_id="wait_for_raw_partition",
         aws_conn_id=S3_CONN_ID,
         bucket_name=lake_bucket(),
-        bucket_key="{{ ti.xcom_pull(task_ids='produce_bars')['raw_key_patterns'] }}",
+        bucket_key=produced["raw_key_patterns"],
         wildcard_match=True,
         poke_interval=5,
         timeout=600,
         mode="poke",
         execution_timeout=timedelta(minutes=11),
     )
-
     if spark_cluster():
         from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
@@ -125,83 +189,28 @@ def stock_market_batch() -> None:
                 "spark",
                 "daily",
                 "--start",
-                "{{ ti.xcom_pull(task_ids='produce_bars')['first_date'] }}",
+                produced["first_date"],
                 "--end",  # exclusive: the day after the last date
-                "{{ macros.ds_add(ti.xcom_pull(task_ids='produce_bars')['last_date'], 1) }}",
+                produced["end_date"],
             ],
             execution_timeout=timedelta(minutes=30),
-        )
+        ).output
     else:
-
-        @task(task_id="daily_metrics", execution_timeout=timedelta(minutes=30))
-        def daily_metrics_local(produced: dict) -> dict:
-            """Spark daily metrics for the interval's dates (in-process, local mode)."""
-            from datetime import date
-
-            from spark_jobs.daily import run_daily
-
-            result = run_daily(
-                settings(),
-                start=date.fromisoformat(produced["first_date"]),
-                end=date.fromisoformat(produced["last_date"]) + timedelta(days=1),
-            )
-            return summary_of(result)
-
-        daily_metrics = None
-
-    @task(execution_timeout=timedelta(minutes=5))
-    def check_processed_partition(produced: dict) -> dict:
-        """Every requested date has a processed partition with rows."""
-        from loaders.checks import processed_daily_counts
-
-        counts = processed_daily_counts(settings(), produced["dates"])
-        empty = [day for day, rows in counts.items() if rows == 0]
-        if empty:
-            raise ValueError(f"processed/historical has no rows for {', '.join(empty)}")
-        return counts
-
-    @task(execution_timeout=timedelta(minutes=15))
-    def load_warehouse(produced: dict, run_id=None, logical_date=None) -> dict:
-        """MERGE the interval's processed partitions into daily_metrics (audited with this run)."""
-        from datetime import date
-
-        from loaders.load import load_daily
-
-        result = load_daily(
-            settings(),
-            start=date.fromisoformat(produced["first_date"]),
-            end=date.fromisoformat(produced["last_date"]) + timedelta(days=1),
-            pipeline_run_id=run_id,
-            logical_date=logical_date,
-        )
-        return summary_of(result)
-
-    @task(execution_timeout=timedelta(minutes=10))
-    def data_checks(produced: dict) -> dict:
-        """Counts agree hop to hop, keys are unique, OHLC and volume are sane."""
-        from loaders.checks import check_daily
-
-        report = check_daily(settings(), produced["dates"])
-        report.raise_if_failed()
-        return report.as_dict()
-
-    produced = produce_bars()
-    landed = land_bars()
-    if daily_metrics is None:
-        daily_metrics = daily_metrics_local(produced)
-    checked = check_processed_partition(produced)
-    loaded = load_warehouse(produced)
-    checks = data_checks(produced)
+        daily_metrics = daily_metrics_local(produced["first_date"], produced["end_date"])
+    checked = check_processed_partition(produced["dates"])
+    loaded = load_warehouse(produced["first_date"], produced["end_date"])
+    checks = data_checks(produced["dates"])
+    # Stages that pass no data to each other still run in this order.
     produced >> landed >> wait_for_raw >> daily_metrics >> checked >> loaded >> checks
-    checks >> completion_summary(
+    completion_summary(
         "stock_market_batch",
         {
-            "produce": "produce_bars",
-            "land": "land_bars",
-            "spark daily": "daily_metrics",
-            "processed rows": "check_processed_partition",
-            "load": "load_warehouse",
-            "checks": "data_checks",
+            "produce": produced,
+            "land": landed,
+            "spark daily": daily_metrics,
+            "processed rows": checked,
+            "load": loaded,
+            "checks": checks,
         },
     )
 

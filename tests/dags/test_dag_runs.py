@@ -1,7 +1,10 @@
 """Both DAGs end to end with `airflow dags test` (dag.test()) against the local stack.
 
 The runs use their own bucket, topics, warehouse database and Airflow
-metadata database, so they never touch a developer's data.
+metadata database, so they never touch a developer's data. Each test gets a new
+bucket, topics and warehouse database and runs every date it checks itself, so no
+test depends on another having run before it; only Airflow's metadata database
+(migrated once, slow) is shared by the module.
 """
 
 from __future__ import annotations
@@ -27,24 +30,47 @@ BATCH = "stock_market_batch"
 REALTIME = "stock_market_realtime"
 
 
-@pytest.fixture(scope="module")
-def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
-    """Environment for a private pipeline on the shared services."""
+def _drop_databases(stack: Settings, *databases: str) -> None:
     import psycopg
-    from kafka.admin import KafkaAdminClient, NewTopic
     from psycopg import sql
+
+    with psycopg.connect(stack.postgres_dsn("postgres", "superuser"), autocommit=True) as conn:
+        for db in databases:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
+            )
+
+
+@pytest.fixture(scope="module")
+def airflow_metadata(stack: Settings, tmp_path_factory) -> dict[str, str]:
+    """Airflow's home and metadata database, shared by the module's runs."""
+    from infra.postgres import Postgres
+
+    env = {
+        "AIRFLOW_DB": f"dagtest_af_{uuid.uuid4().hex[:8]}",
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")),
+    }
+    # Provisioned as `stocklake up` provisions the stack's own: roles, owners, grants.
+    Postgres(load_settings(AIRFLOW_DB=env["AIRFLOW_DB"])).provision()
+    yield env
+    _drop_databases(stack, env["AIRFLOW_DB"])
+
+
+@pytest.fixture
+def isolated(stack: Settings, airflow_metadata: dict[str, str]) -> dict[str, str]:
+    """Environment for a private pipeline on the shared services, new for each test."""
+    from kafka.admin import KafkaAdminClient, NewTopic
 
     from infra.postgres import Postgres
 
     tag = uuid.uuid4().hex[:8]
     env = {
         **os.environ,
+        **airflow_metadata,
         "LAKE_BUCKET": f"dagtest-{tag}",
         "TOPIC_HISTORICAL": f"dagtest-{tag}.bars",
         "TOPIC_REALTIME": f"dagtest-{tag}.ticks",
         "WAREHOUSE_DB": f"dagtest_wh_{tag}",
-        "AIRFLOW_DB": f"dagtest_af_{tag}",
-        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow")),
         "WAREHOUSE": "postgres",
     }
     s3 = s3_client(stack)
@@ -56,22 +82,19 @@ def isolated(stack: Settings, tmp_path_factory) -> dict[str, str]:
             NewTopic(env["TOPIC_REALTIME"], num_partitions=3, replication_factor=1),
         ]
     )
-    # Provisioned as `stocklake up` provisions the stack's own: roles, owners, grants.
     private = load_settings(WAREHOUSE_DB=env["WAREHOUSE_DB"], AIRFLOW_DB=env["AIRFLOW_DB"])
     Postgres(private).provision()
-    yield env
-    admin.delete_topics([env["TOPIC_HISTORICAL"], env["TOPIC_REALTIME"]])
-    admin.close()
-    bucket = env["LAKE_BUCKET"]
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
-    s3.delete_bucket(Bucket=bucket)
-    with psycopg.connect(stack.postgres_dsn("postgres", "superuser"), autocommit=True) as conn:
-        for db in (env["WAREHOUSE_DB"], env["AIRFLOW_DB"]):
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db))
-            )
+    try:
+        yield env
+    finally:
+        admin.delete_topics([env["TOPIC_HISTORICAL"], env["TOPIC_REALTIME"]])
+        admin.close()
+        bucket = env["LAKE_BUCKET"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        _drop_databases(stack, env["WAREHOUSE_DB"])
 
 
 def run_dag(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None = None):
@@ -164,8 +187,10 @@ def test_failing_stage_stops_the_run_and_a_rerun_completes(isolated: dict[str, s
 
 
 def test_rerun_of_a_date_leaves_the_warehouse_identical(isolated: dict[str, str]) -> None:
+    result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
     before = daily_checksum(isolated, "2020-12-30")
-    assert before[0] == 7, "needs the run of the previous test"
+    assert before[0] == 7
     result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
     assert set(states.values()) == {"success"}, _explain(result)
     assert daily_checksum(isolated, "2020-12-30") == before
@@ -174,6 +199,8 @@ def test_rerun_of_a_date_leaves_the_warehouse_identical(isolated: dict[str, str]
 
 
 def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
+    result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
+    assert set(states.values()) == {"success"}, _explain(result)
     before = daily_checksum(isolated, "2020-12-30")
     result, states = run_dag(isolated, BATCH, "2020-12-31T22:00:00+00:00")
     assert set(states.values()) == {"success"}, _explain(result)

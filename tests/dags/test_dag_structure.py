@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
-import time
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,14 +34,13 @@ def test_no_import_errors(dagbag) -> None:
 
 
 @pytest.mark.parametrize("dag_file", ["stock_market_batch.py", "stock_market_realtime.py"])
-def test_each_dag_parses_in_under_a_second(dagbag, dag_file: str) -> None:
+def test_each_dag_file_parses_on_its_own(dagbag, dag_file: str) -> None:
+    """How fast it parses is bench/bench_dag_parse.py's figure, not a test threshold."""
     from airflow.dag_processing.dagbag import DagBag
 
-    started = time.perf_counter()
     bag = DagBag(dag_folder=str(ROOT / "dags" / dag_file))
-    elapsed = time.perf_counter() - started
     assert bag.import_errors == {}
-    assert elapsed < 1.0, f"{dag_file} took {elapsed:.2f} s to parse"
+    assert len(bag.dag_ids) == 1
 
 
 def _assert_chain(dag, expected: list[str]) -> None:
@@ -119,6 +120,13 @@ def test_failure_callback_names_the_stage_and_cause(caplog) -> None:
     assert "ConnectionError" in caplog.text and "unreachable" in caplog.text
 
 
+def test_completion_summary_wants_task_outputs() -> None:
+    from dags.common import completion_summary
+
+    with pytest.raises(TypeError, match="hop 'land' needs its task's output"):
+        completion_summary("stock_market_batch", {"land": "land_bars"})
+
+
 def test_completion_summary_is_for_people(caplog) -> None:
     from dags.common import log_summary
 
@@ -156,15 +164,71 @@ def test_connections_come_from_settings() -> None:
     assert (spark["host"], spark["port"]) == ("spark://spark-master", 7077)
 
 
-def test_dag_files_hold_no_business_logic() -> None:
-    """DAG files import stages only inside tasks, so parsing never loads Spark or pandas."""
-    import ast
+def test_batch_params_offer_exactly_the_cores_values(dagbag) -> None:
+    """The source and interval choices are the core's lists, with the CSV daily default."""
+    from stocklake.schemas import HistoricalSource, Interval
 
-    for path in (ROOT / "dags").glob("stock_market_*.py"):
-        tree = ast.parse(path.read_text())
-        top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-        modules = {
-            (n.module if isinstance(n, ast.ImportFrom) else n.names[0].name).split(".")[0]
-            for n in top_level
-        }
-        assert modules <= {"__future__", "datetime", "airflow", "dags"}, (path.name, modules)
+    params = dagbag.dags["stock_market_batch"].params
+    source, interval = params.get_param("source"), params.get_param("interval")
+    assert source.schema["enum"] == [s.value for s in HistoricalSource]
+    assert interval.schema["enum"] == [i.value for i in Interval]
+    assert (source.value, interval.value) == ("csv", "1d")
+
+
+def test_batch_tasks_get_the_plan_from_produce_bars(dagbag) -> None:
+    """The dates each batch task works on come from produce_bars' output (XComArgs)."""
+    dag = dagbag.dags["stock_market_batch"]
+    for task_id in ("wait_for_raw_partition", "daily_metrics", "load_warehouse", "data_checks"):
+        assert "produce_bars" in dag.get_task(task_id).upstream_task_ids, task_id
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "no_summary"),
+    [("stock_market_batch", {"wait_for_raw_partition"}), ("stock_market_realtime", set())],
+)
+def test_data_passes_as_xcomargs_only(dagbag, dag_id: str, no_summary: set[str]) -> None:
+    """The summary gets every hop's output as an XComArg (so it depends on each), and no
+    templated field pulls an XCom by task id."""
+    dag = dagbag.dags[dag_id]
+    hops = set(dag.task_ids) - no_summary - {"completion_summary"}
+    assert dag.get_task("completion_summary").upstream_task_ids == hops
+    for task in dag.tasks:
+        for field in task.template_fields:
+            for text in _strings(getattr(task, field, None)):
+                assert "xcom_pull" not in text, (task.task_id, field, text)
+
+
+def _strings(value) -> list[str]:
+    """The plain strings in a (nested) templated field's value; XComArgs are not strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple | set):
+        return [text for item in value for text in _strings(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    return []
+
+
+def test_parsing_the_dags_loads_no_stage_spark_or_pandas() -> None:
+    """Stage code runs inside tasks only: parsing the DAG folder (what Airflow's
+    dag-processor does every few seconds) imports no stage package, Spark or pandas."""
+    stages = ["ingestion", "streaming", "spark_jobs", "loaders", "pyspark", "pandas"]
+    script = (
+        "import json, sys\n"
+        "from infra.airflow_env import airflow_env\n"
+        "from stocklake.settings import get_settings\n"
+        "import os\n"
+        "for key, value in airflow_env(get_settings()).items():\n"
+        "    os.environ.setdefault(key, value)\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r})\n"
+        "print(json.dumps({'errors': list(bag.import_errors), 'dags': sorted(bag.dag_ids),\n"
+        f"    'loaded': sorted(m for m in {stages!r} if m in sys.modules)}}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["errors"] == [] and len(result["dags"]) == 2, result
+    assert result["loaded"] == [], f"parsing the DAGs imported {result['loaded']}"
