@@ -4,7 +4,9 @@ simulate ticks -> land them -> Structured Streaming (available-now) ->
 load window metrics -> summary. Every 15 minutes and on demand. By default
 each run simulates ticks whose event times span its own data interval, so
 consecutive runs form one continuous feed; the seed comes from the interval
-too, so a re-run replays the same ticks (and they count once).
+too, so a re-run replays the same ticks (and they count once). Wiring only: the plan
+comes from `ingestion.realtime_plan.plan_scheduled_run`, and the tasks pass their
+summaries as TaskFlow XComArgs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from dags.common import DEFAULT_ARGS, completion_summary, settings, summary_of
+from stocklake.schemas import Clock, RecordKind
 
 
 @dag(
@@ -31,8 +34,8 @@ from dags.common import DEFAULT_ARGS, completion_summary, settings, summary_of
         "duration_seconds": Param(60, type="integer", minimum=1, description="Wall seconds"),
         "rate": Param(100, type="integer", minimum=1, description="Ticks per wall second"),
         "clock": Param(
-            "interval",
-            enum=["interval", "accelerated", "live"],
+            Clock.INTERVAL.value,
+            enum=[clock.value for clock in Clock],
             description="interval: event times span the run's data interval; "
             "accelerated: replay the interval's trading day; live: stamped now",
         ),
@@ -42,34 +45,17 @@ def stock_market_realtime() -> None:
     @task(execution_timeout=timedelta(minutes=15))
     def simulate_ticks(data_interval_start=None, data_interval_end=None, params=None) -> dict:
         """Send simulated ticks to Kafka; seed and event times come from the data interval."""
-        from ingestion.market_hours import most_recent_weekday
-        from ingestion.producer import plan_interval, plan_realtime, produce_realtime
-        from ingestion.yahoo import DEFAULT_SYMBOLS
+        from ingestion.producer import produce_realtime
+        from ingestion.realtime_plan import plan_scheduled_run
 
-        symbols = params["symbols"] or list(DEFAULT_SYMBOLS)
-        rate, seconds = params["rate"], params["duration_seconds"]
-        seed = int(data_interval_end.timestamp()) % 2**31
-        if params["clock"] == "interval":
-            # Each run covers its own interval: consecutive runs are one continuous feed.
-            plan = plan_interval(
-                symbols,
-                start=data_interval_start,
-                end=data_interval_end,
-                count=rate * seconds,
-                rate=rate,
-                seed=seed,
-            )
-        else:
-            accelerated = params["clock"] == "accelerated"
-            plan = plan_realtime(
-                symbols,
-                rate=rate,
-                duration=float(seconds),
-                seed=seed,
-                clock=params["clock"],
-                # The interval's trading day: a re-run replays the same session.
-                session_date=most_recent_weekday(data_interval_end.date()) if accelerated else None,
-            )
+        plan = plan_scheduled_run(
+            params["symbols"],
+            clock=params["clock"],
+            rate=params["rate"],
+            seconds=params["duration_seconds"],
+            start=data_interval_start,
+            end=data_interval_end,
+        )
         return summary_of(produce_realtime(settings(), plan))
 
     @task(execution_timeout=timedelta(minutes=15))
@@ -77,7 +63,9 @@ def stock_market_realtime() -> None:
         """Land everything waiting on the tick topic (bounded: stops when idle)."""
         from streaming.landing import land
 
-        return summary_of(land(settings(), "realtime", until_idle=5.0, handle_signals=False))
+        return summary_of(
+            land(settings(), RecordKind.REALTIME, until_idle=5.0, handle_signals=False)
+        )
 
     @task(execution_timeout=timedelta(minutes=30))
     def window_metrics() -> dict:
@@ -96,17 +84,16 @@ def stock_market_realtime() -> None:
             load_realtime(settings(), pipeline_run_id=run_id, logical_date=logical_date)
         )
 
+    simulated = simulate_ticks()
+    landed = land_ticks()
+    windows = window_metrics()
     loaded = load_window_metrics()
-    summary = completion_summary(
+    # Each hop reads what the one before it wrote (Kafka, the lake), not its XCom: order only.
+    simulated >> landed >> windows >> loaded
+    completion_summary(
         "stock_market_realtime",
-        {
-            "simulate": "simulate_ticks",
-            "land": "land_ticks",
-            "windows": "window_metrics",
-            "load": "load_window_metrics",
-        },
+        {"simulate": simulated, "land": landed, "windows": windows, "load": loaded},
     )
-    simulate_ticks() >> land_ticks() >> window_metrics() >> loaded >> summary
 
 
 stock_market_realtime()
