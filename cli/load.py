@@ -26,11 +26,11 @@ from loaders import (
     LoadError,
     LoadSummary,
     SchemaNotFoundError,
-    load_daily,
-    load_realtime,
+    load_table,
     local_run_id,
     run_query,
 )
+from loaders.tables import LOADABLE_TABLES
 from stocklake.settings import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -109,14 +109,14 @@ def _run_load(
     as_json: bool,
 ) -> None:
     first, end_day = _dates(day, start, end)
-    loader = load_daily if kind == "daily" else load_realtime
     try:
-        summary = loader(
+        summary = load_table(
             get_settings(),
-            first,
-            end_day,
-            full_refresh,
-            schema,
+            LOADABLE_TABLES[kind],
+            start=first,
+            end=end_day,
+            full_refresh=full_refresh,
+            schema=schema,
             pipeline_run_id=local_run_id("cli"),
         )
     except SchemaNotFoundError as error:

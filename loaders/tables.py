@@ -134,6 +134,7 @@ SCHEMA_MIGRATIONS = WarehouseTable(
     name="schema_migrations", columns=MIGRATION_COLUMNS, key=("version",)
 )
 
+# The tables `stocklake load <name>` fills, by the name the command line gives them.
 LOADABLE_TABLES: dict[str, WarehouseTable] = {
     "daily": DAILY_METRICS,
     "realtime": REALTIME_WINDOW_METRICS,
