@@ -108,7 +108,6 @@ def _local_binding(settings: Settings) -> dict[str, str]:
     return {
         "spark.driver.bindAddress": settings.bind_host,
         "spark.driver.host": settings.bind_host,
-        "spark.ui.enabled": "false",
     }
 
 
