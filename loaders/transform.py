@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stocklake.schemas import WINDOW_SIZES, Columns, arrow_schema
+from stocklake.schemas import COLUMN_TYPES, WINDOW_SIZES, Columns, arrow_schema, arrow_type
 
 
 class SchemaDriftError(ValueError):
@@ -127,22 +127,25 @@ def select_partitions(
     return chosen
 
 
+# Narrower integers a file may hold for a kind: widened losslessly when read.
+_NARROWER = {
+    "int": (pa.int8(), pa.int16()),
+    "long": (pa.int8(), pa.int16(), pa.int32()),
+}
+
+
 def _accepts(found: pa.DataType, kind: str) -> bool:
     """Whether a file's arrow type carries a contract kind exactly (lossless widening only)."""
+    if kind not in COLUMN_TYPES:
+        raise ValueError(f"unknown column kind {kind!r}")
     if kind == "string":
         return pa.types.is_string(found) or pa.types.is_large_string(found)
-    if kind == "int":
-        return found in (pa.int8(), pa.int16(), pa.int32())
-    if kind == "long":
-        return found in (pa.int8(), pa.int16(), pa.int32(), pa.int64())
-    if kind == "double":
-        return found == pa.float64()
     if kind == "date":
         return pa.types.is_date(found)
     if kind == "timestamp":
         # Spark writes instants: INT96 reads back without a zone, TIMESTAMP_MICROS as UTC.
         return pa.types.is_timestamp(found)
-    raise ValueError(f"unknown column kind {kind!r}")
+    return found == arrow_type(kind) or found in _NARROWER.get(kind, ())
 
 
 def schema_problems(schema: pa.Schema, columns: Columns) -> list[str]:
