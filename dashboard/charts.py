@@ -172,18 +172,13 @@ def latest_window_chart(windows: pd.DataFrame, value: str, title: str, y_title: 
                 x=rows["symbol"],
                 y=rows[value],
                 name=str(size),
-                text=[_label(number) for number in rows[value]],
+                # Only a missing value is labelled: a bar that is not there says why.
+                text=["n/a" if pd.isna(number) else "" for number in rows[value]],
                 marker_color=WINDOW_COLORS.get(str(size)),
             )
         )
     figure.update_layout(barmode="group")
     return _layout(figure, title, y_title, height=300)
-
-
-def _label(number: object) -> str:
-    if number is None or pd.isna(number):
-        return "n/a"
-    return f"{number:,.4g}" if isinstance(number, float) else f"{number:,}"
 
 
 def latest_session(windows: pd.DataFrame) -> pd.DataFrame:
@@ -193,21 +188,20 @@ def latest_session(windows: pd.DataFrame) -> pd.DataFrame:
     return windows[day == last]
 
 
-def recent_windows_chart(windows: pd.DataFrame, value: str, title: str, y_title: str) -> go.Figure:
-    """`value` over each symbol's latest session: one line per symbol and window size."""
+def recent_windows_chart(
+    windows: pd.DataFrame, value: str, title: str, y_title: str, size: str = "15m"
+) -> go.Figure:
+    """`value` over each symbol's latest session, one line per symbol (`size` windows)."""
     figure = go.Figure()
-    ordered = latest_session(windows).sort_values("window_start")
-    for (symbol, size), rows in ordered.groupby(["symbol", "window_size"], sort=True):
+    session = latest_session(windows)
+    ordered = session[session["window_size"] == size].sort_values("window_start")
+    for symbol, rows in ordered.groupby("symbol", sort=True):
         figure.add_trace(
-            go.Scatter(
-                x=rows["window_start"],
-                y=rows[value],
-                mode="lines+markers",
-                name=f"{symbol} {size}",
-                line={"dash": "solid" if size == "15m" else "dot"},
-            )
+            go.Scatter(x=rows["window_start"], y=rows[value], mode="lines", name=str(symbol))
         )
-    return _layout(figure, title, y_title, height=320)
+    _layout(figure, title, y_title, height=340)
+    figure.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0})
+    return figure
 
 
 def row_count_chart(counts: pd.DataFrame) -> go.Figure:

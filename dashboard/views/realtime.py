@@ -11,6 +11,8 @@ from dashboard import charts, queries, ui
 from dashboard.queries import TableMissing, WarehouseProblem
 
 REFRESH_S = 10
+# Symbols drawn by default (every symbol is in the table).
+SHOWN = 8
 EMPTY = "No real-time windows loaded yet."
 # (column, title, y-axis title) of each chart.
 MEASURES = (
@@ -38,18 +40,28 @@ def windows() -> None:
         f"Latest window ends {latest['window_end'].max():%Y-%m-%d %H:%M} UTC;"
         f" read at {datetime.now(UTC):%H:%M:%S} UTC."
     )
+    symbols = sorted(latest["symbol"].unique())
+    chosen = st.multiselect(
+        "Symbols", symbols, default=ui.default_symbols(symbols, SHOWN), key="realtime_symbols"
+    )
+    shown = frame[frame["symbol"].isin(chosen)]
+    draw(shown[shown["recency"] == 1], shown)
+    st.subheader("Latest window of every symbol")
+    st.dataframe(latest, hide_index=True)
+
+
+def draw(latest: pd.DataFrame, recent: pd.DataFrame) -> None:
     st.subheader("Latest window")
     for column, (name, title, y_title) in zip(st.columns(3), MEASURES, strict=True):
         with column:
             figure = charts.latest_window_chart(latest, name, title, y_title)
             ui.chart(figure, key=f"latest_{name}")
     if latest["volatility"].isna().any():
-        st.caption("A window with a single tick has no volatility (n/a).")
-    st.dataframe(latest, hide_index=True)
-    st.subheader("Latest session")
+        st.caption("A window with a single tick has no volatility (n/a): its bar is missing.")
+    st.subheader("Latest session, 15-minute windows")
     for column, (name, title, y_title) in zip(st.columns(3), MEASURES, strict=True):
         with column:
-            figure = charts.recent_windows_chart(frame, name, title, y_title)
+            figure = charts.recent_windows_chart(recent, name, title, y_title)
             ui.chart(figure, key=f"recent_{name}")
 
 

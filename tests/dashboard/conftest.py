@@ -10,8 +10,10 @@ schema through WAREHOUSE_SCHEMA, as a user would.
 from __future__ import annotations
 
 import io
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -25,19 +27,31 @@ from stocklake.schemas import DAILY_FEATURES_COLUMNS, sql_type
 from stocklake.settings import Settings, get_settings, load_settings
 from tests.dashboard import data
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-def _drop_schema(settings: Settings, schema: str) -> None:
+
+def drop_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def fill_daily_features(settings: Settings, schema: str) -> int:
-    """daily_features rows for the bundled bars (pandas, by the issue's definitions).
+def fill_daily_features(settings: Settings, schema: str, bars: pd.DataFrame | None = None) -> int:
+    """daily_features rows for `bars` (default: the bundled bars), computed with pandas by
+    the issue's definitions, in a table made from the core contract.
 
     TODO(lead): once loaders.DAILY_FEATURES and its loader land, write the features
     parquet to the test bucket and load it with the real loader instead.
     """
-    frame = data.daily_features(data.daily_bars())
+    frame = data.daily_features(data.daily_bars() if bars is None else bars)
     columns = [*DAILY_FEATURES_COLUMNS, ("loaded_at", "timestamp"), ("run_id", "string")]
     ddl = sql.SQL("CREATE TABLE {}.daily_features ({}, PRIMARY KEY (symbol, trade_date))").format(
         sql.Identifier(schema),
@@ -47,16 +61,26 @@ def fill_daily_features(settings: Settings, schema: str) -> int:
         ),
     )
     frame = frame.assign(loaded_at=pd.Timestamp.now(tz="UTC"), run_id="dashboard-test")
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    copy = sql.SQL("COPY {}.daily_features FROM STDIN (FORMAT csv, NULL '\\N')").format(
-        sql.Identifier(schema)
-    )
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         conn.execute(ddl)
-        with conn.cursor().copy(copy) as out:
-            out.write(buffer.getvalue())
+    copy_rows(settings, schema, "daily_features", frame)
     return len(frame)
+
+
+def copy_rows(settings: Settings, schema: str, table: str, frame: pd.DataFrame) -> None:
+    """COPY a frame (its columns in the table's order) into schema.table, as the pipeline."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
+    copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(
+        sql.Identifier(schema),
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns),
+    )
+    with (
+        psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn,
+        conn.cursor().copy(copy) as out,
+    ):
+        out.write(buffer.getvalue())
 
 
 @pytest.fixture(scope="package")
@@ -77,7 +101,7 @@ def loaded_schema(stack: Settings) -> Iterator[str]:
         fill_daily_features(settings, schema)
         yield schema
     finally:
-        _drop_schema(settings, schema)
+        drop_schema(settings, schema)
         fs.rm(bucket, recursive=True)
 
 
@@ -89,7 +113,7 @@ def empty_schema(stack: Settings) -> Iterator[str]:
     try:
         yield schema
     finally:
-        _drop_schema(stack, schema)
+        drop_schema(stack, schema)
 
 
 @pytest.fixture
@@ -105,3 +129,23 @@ def dashboard_env(monkeypatch: pytest.MonkeyPatch):
 
     yield use
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="package")
+def browser():
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make system-deps`"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="package")
+def shots(tmp_path_factory) -> Path:
+    chosen = os.environ.get("DASHBOARD_SCREENSHOTS_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("dashboard-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\ndashboard screenshots: {folder}")
+    return folder

@@ -21,16 +21,6 @@ from tests.private_stack import ROOT, free_port
 
 pytestmark = pytest.mark.services
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # URL path, plotly charts on the page, screenshot name.
 PAGES = (
     ("/", 4, "1-overview.png"),
@@ -78,24 +68,13 @@ def server(loaded_schema: str) -> Iterator[str]:
         assert "dashboard stopped" in stopped.stdout, stopped.stdout + stopped.stderr
 
 
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make system-deps`"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    chosen = os.environ.get("DASHBOARD_SCREENSHOTS_DIR")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("dashboard-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\ndashboard screenshots: {folder}")
-    return folder
+def open_page(page, url: str, plots: int) -> None:
+    """Load a page and wait until its `plots` charts are drawn and the run is over."""
+    page.goto(url)
+    page.locator("[data-testid='stApp']").wait_for()
+    page.wait_for_function(
+        f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {plots}"
+    )
 
 
 @pytest.mark.parametrize(("path", "plots", "name"), PAGES)
@@ -104,21 +83,16 @@ def test_page_renders_charts(server: str, browser, shots: Path, path, plots, nam
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
-        page.goto(server + path)
-        page.locator("[data-testid='stApp']").wait_for()
-        charts = page.locator(".js-plotly-plot")
-        page.wait_for_function(
-            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {plots}"
-        )
+        open_page(page, server + path, plots)
         # Let the last chart finish drawing (and the run's status widget go away).
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(1000)
         # Streamlit scrolls inside its main block: grow the window to the page's height.
-        height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        height = page.evaluate('document.querySelector("[data-testid=stMain]").scrollHeight')
         page.set_viewport_size({"width": 1600, "height": min(int(height) + 40, 4000)})
         page.wait_for_timeout(1000)
         page.screenshot(path=shots / name, full_page=True)
-        assert charts.count() == plots
+        assert page.locator(".js-plotly-plot").count() == plots
         assert page.locator(".js-plotly-plot .main-svg").count() >= plots
         assert page.locator("[data-testid='stException']").count() == 0
         body = page.inner_text("body")

@@ -117,13 +117,15 @@ def windows_frame() -> pd.DataFrame:
 def test_latest_window_chart_has_one_bar_group_per_size() -> None:
     figure = charts.latest_window_chart(windows_frame(), "volatility", "Volatility", "price")
     assert [trace.name for trace in figure.data] == ["15m", "1h"]
-    assert list(figure.data[0].text) == ["0.1", "n/a", "0.2"]
+    assert list(figure.data[0].text) == ["", "n/a", ""]
 
 
 def test_recent_windows_chart_keeps_the_latest_session() -> None:
     figure = charts.recent_windows_chart(windows_frame(), "avg_price", "Average", "price")
-    assert [trace.name for trace in figure.data] == ["META 15m", "META 1h"]
+    assert [trace.name for trace in figure.data] == ["META"]  # its 15m windows
     assert list(figure.data[0].y) == [181.0, 182.0]  # 2019-05-23 is an earlier session
+    hourly = charts.recent_windows_chart(windows_frame(), "avg_price", "A", "price", size="1h")
+    assert list(hourly.data[0].y) == [181.5]
 
 
 def test_row_count_chart_leaves_out_missing_tables() -> None:
