@@ -15,12 +15,20 @@ from loaders.load import (
     local_run_id,
     run_query,
 )
-from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS
+from loaders.tables import (
+    DAILY_FEATURES,
+    DAILY_METRICS,
+    INTRADAY_FEATURES,
+    LOAD_AUDIT,
+    REALTIME_WINDOW_METRICS,
+)
 from loaders.transform import SchemaDriftError
 from loaders.warehouse import DeadLoad, SchemaNotFoundError
 
 __all__ = [
+    "DAILY_FEATURES",
     "DAILY_METRICS",
+    "INTRADAY_FEATURES",
     "LOAD_AUDIT",
     "REALTIME_WINDOW_METRICS",
     "DeadLoad",

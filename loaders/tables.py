@@ -17,8 +17,12 @@ from dataclasses import dataclass
 
 from stocklake import lake
 from stocklake.schemas import (
+    DAILY_FEATURES_COLUMNS,
+    DAILY_FEATURES_KEY,
     DAILY_METRICS_COLUMNS,
     DAILY_METRICS_KEY,
+    INTRADAY_FEATURES_COLUMNS,
+    INTRADAY_FEATURES_KEY,
     REALTIME_WINDOW_COLUMNS,
     REALTIME_WINDOW_KEY,
     Columns,
@@ -128,6 +132,22 @@ REALTIME_WINDOW_METRICS = WarehouseTable(
     source_prefix=lake.PROCESSED_REALTIME,
 )
 
+DAILY_FEATURES = WarehouseTable(
+    name="daily_features",
+    columns=DAILY_FEATURES_COLUMNS + LOAD_COLUMNS,
+    key=DAILY_FEATURES_KEY,
+    source_columns=DAILY_FEATURES_COLUMNS,
+    source_prefix=lake.PROCESSED_FEATURES_DAILY,
+)
+
+INTRADAY_FEATURES = WarehouseTable(
+    name="intraday_features",
+    columns=INTRADAY_FEATURES_COLUMNS + LOAD_COLUMNS,
+    key=INTRADAY_FEATURES_KEY,
+    source_columns=INTRADAY_FEATURES_COLUMNS,
+    source_prefix=lake.PROCESSED_FEATURES_INTRADAY,
+)
+
 LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))
 
 SCHEMA_MIGRATIONS = WarehouseTable(
@@ -213,6 +233,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             AddColumn(LOAD_AUDIT, "loader_pid"),
         ),
     ),
+    Migration(
+        version=5,
+        description="daily_features and intraday_features (rolling features)",
+        steps=(
+            CreateTable(DAILY_FEATURES),
+            CreateTable(INTRADAY_FEATURES),
+            SetFillFactor(DAILY_FEATURES, 70),
+            SetFillFactor(INTRADAY_FEATURES, 70),
+        ),
+    ),
 )
 
 # Tables a migrated warehouse must hold, with exactly these columns.
@@ -221,6 +251,8 @@ MANAGED_TABLES: tuple[WarehouseTable, ...] = (
     DAILY_METRICS,
     REALTIME_WINDOW_METRICS,
     LOAD_AUDIT,
+    DAILY_FEATURES,
+    INTRADAY_FEATURES,
 )
 
 
