@@ -50,7 +50,7 @@ class PartitionBatch:
         self.bytes = 0
         self._groups: dict[tuple[int, ...], _Group] = {}
         self._bad: list[_Bad] = []
-        self._hourly = kind == "realtime"
+        self._hourly = kind == RecordKind.REALTIME
         # The lineage columns, written once; only the offset differs per line.
         lineage = f',"_topic":{json.dumps(topic)},"_partition":{partition},"_offset":'
         self._lineage = lineage.encode()

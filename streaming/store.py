@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stocklake import lake
 from stocklake.s3 import s3_client
 from stocklake.settings import Settings
 from streaming.errors import LandingError
@@ -173,7 +174,7 @@ class LakeStore:
     def conditions_honoured(self) -> bool:
         """Whether the server refuses a second If-None-Match: * write of one key."""
         if self._honoured is None:
-            key = f"checkpoints/.conditional-write-probe-{uuid.uuid4().hex}"
+            key = f"{lake.CHECKPOINTS}/.conditional-write-probe-{uuid.uuid4().hex}"
             put = self._client.put_object
             self._call(f"probing s3://{self.bucket}/{key}", lambda: put(
                 Bucket=self.bucket, Key=key, Body=b"1", IfNoneMatch="*"
