@@ -144,6 +144,8 @@ def test_missing_adj_close_is_allowed_and_written_as_null() -> None:
         ("realtime", tick(event_time=1709288130), "wrong_type", "event_time"),
         ("realtime", tick(event_time="2024-03-01"), "wrong_type", "event_time"),
         ("historical", bar(interval="1w"), "wrong_type", "interval"),
+        ("historical", bar(interval=5), "wrong_type", "interval"),
+        ("historical", bar(source="bloomberg"), "wrong_type", "source"),
         ("realtime", tick(price=0), "non_positive_price", "price"),
         ("historical", bar(low=-1.5), "non_positive_price", "low"),
         ("historical", bar(volume=-100), "negative_volume", "volume"),
