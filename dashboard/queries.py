@@ -36,11 +36,8 @@ from stocklake.schemas import (
 )
 from stocklake.settings import Settings
 
-# TODO(lead): use loaders.DAILY_FEATURES.name
-DAILY_FEATURES_TABLE = "daily_features"
-# TODO(lead): use loaders.INTRADAY_FEATURES.name
-INTRADAY_FEATURES_TABLE = "intraday_features"
-
+DAILY_FEATURES_TABLE = loaders.DAILY_FEATURES.name
+INTRADAY_FEATURES_TABLE = loaders.INTRADAY_FEATURES.name
 DAILY_METRICS_TABLE = loaders.DAILY_METRICS.name
 REALTIME_TABLE = loaders.REALTIME_WINDOW_METRICS.name
 AUDIT_TABLE = loaders.LOAD_AUDIT.name

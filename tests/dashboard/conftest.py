@@ -1,8 +1,8 @@
 """A warehouse for the dashboard: a private schema on the shared stack's PostgreSQL.
 
-`loaded_schema` holds the bundled real bars: daily_metrics and realtime_window_metrics
-loaded by the real loader from parquet in a test bucket (so load_audit has real loads),
-and daily_features from `fill_daily_features`. `empty_schema` holds nothing. Both are
+`loaded_schema` holds the bundled real bars: daily_metrics, daily_features and
+realtime_window_metrics loaded by the real loader from parquet in a test bucket (so
+load_audit has real loads). `empty_schema` holds nothing. Both are
 dropped afterwards. `dashboard_env` points the dashboard (AppTest, in this process) at a
 schema through WAREHOUSE_SCHEMA, as a user would.
 """
@@ -23,7 +23,6 @@ from psycopg import sql
 import loaders
 from infra.postgres_roles import create_warehouse_schema
 from stocklake.s3 import lake_filesystem, s3_client
-from stocklake.schemas import DAILY_FEATURES_COLUMNS, sql_type
 from stocklake.settings import Settings, get_settings, load_settings
 from tests.dashboard import data
 
@@ -42,29 +41,6 @@ CHROMIUM_FLAGS = [
 def drop_schema(settings: Settings, schema: str) -> None:
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def fill_daily_features(settings: Settings, schema: str, bars: pd.DataFrame | None = None) -> int:
-    """daily_features rows for `bars` (default: the bundled bars), computed with pandas by
-    the issue's definitions, in a table made from the core contract.
-
-    TODO(lead): once loaders.DAILY_FEATURES and its loader land, write the features
-    parquet to the test bucket and load it with the real loader instead.
-    """
-    frame = data.daily_features(data.daily_bars() if bars is None else bars)
-    columns = [*DAILY_FEATURES_COLUMNS, ("loaded_at", "timestamp"), ("run_id", "string")]
-    ddl = sql.SQL("CREATE TABLE {}.daily_features ({}, PRIMARY KEY (symbol, trade_date))").format(
-        sql.Identifier(schema),
-        sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type(kind, "postgres")))
-            for name, kind in columns
-        ),
-    )
-    frame = frame.assign(loaded_at=pd.Timestamp.now(tz="UTC"), run_id="dashboard-test")
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(ddl)
-    copy_rows(settings, schema, "daily_features", frame)
-    return len(frame)
 
 
 def copy_rows(settings: Settings, schema: str, table: str, frame: pd.DataFrame) -> None:
@@ -93,12 +69,17 @@ def loaded_schema(stack: Settings) -> Iterator[str]:
     fs = lake_filesystem(settings)
     create_warehouse_schema(settings, schema)
     try:
-        data.put_daily(fs, bucket, data.daily_metrics(data.daily_bars()))
+        bars = data.daily_bars()
+        data.put_daily(fs, bucket, data.daily_metrics(bars))
+        data.put_features(fs, bucket, data.daily_features(bars))
         data.put_windows(fs, bucket, data.window_metrics())
-        for load in (loaders.load_daily, loaders.load_realtime):
-            summary = load(settings, schema=schema)
+        for table in (
+            loaders.DAILY_METRICS,
+            loaders.DAILY_FEATURES,
+            loaders.REALTIME_WINDOW_METRICS,
+        ):
+            summary = loaders.load_table(settings, table, schema=schema, fs=fs)
             assert summary.status == "succeeded", summary
-        fill_daily_features(settings, schema)
         yield schema
     finally:
         drop_schema(settings, schema)

@@ -2,8 +2,8 @@
 
 Daily metrics and real-time windows are written to a test bucket as processed parquet
 (the contract's arrow schema) and loaded with the real loader; the daily features are
-computed here with pandas, by the definitions of issue 15, until the features loader
-lands (see `conftest.fill_daily_features`).
+computed here with pandas by the definitions of issue 15 (the Spark job's own tests
+check it against them) and loaded the same way.
 """
 
 from __future__ import annotations
@@ -149,6 +149,19 @@ def put_daily(fs: s3fs.S3FileSystem, bucket: str, table: pa.Table) -> int:
     for day in days:
         rows = table.filter(pc.equal(table.column("trade_date"), day))
         _put(fs, f"{bucket}/{lake.processed_historical_prefix(day)}part-00000.parquet", rows)
+    return len(days)
+
+
+def put_features(fs: s3fs.S3FileSystem, bucket: str, frame: pd.DataFrame) -> int:
+    """daily_features parquet, one file per trade_date partition (the features job's layout)."""
+    table = pa.Table.from_pandas(
+        frame, schema=arrow_schema(DAILY_FEATURES_COLUMNS), preserve_index=False
+    )
+    days = sorted(set(table.column("trade_date").to_pylist()))
+    for day in days:
+        rows = table.filter(pc.equal(table.column("trade_date"), day))
+        prefix = lake.processed_date_prefix(lake.PROCESSED_FEATURES_DAILY, day)
+        _put(fs, f"{bucket}/{prefix}part-00000.parquet", rows)
     return len(days)
 
 

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dashboard import queries
@@ -168,7 +167,11 @@ def test_row_counts_and_loads(loaded) -> None:
     counts = queries.row_counts(loaded).set_index("table")["rows"]
     bars = data.daily_bars()
     assert counts["daily_metrics"] == len(bars) == counts["daily_features"]
-    assert pd.isna(counts["intraday_features"])
+    assert counts["intraday_features"] == 0  # created by the migrations, nothing loaded
     loads = queries.recent_loads(loaded)
-    assert set(loads["table_name"]) == {"daily_metrics", "realtime_window_metrics"}
+    assert set(loads["table_name"]) == {
+        "daily_metrics",
+        "daily_features",
+        "realtime_window_metrics",
+    }
     assert set(loads["status"]) == {"succeeded"}

@@ -24,7 +24,7 @@ from loaders import connect_warehouse
 from stocklake.schemas import REALTIME_WINDOW_COLUMNS
 from stocklake.settings import Settings
 from tests.dashboard import data
-from tests.dashboard.conftest import copy_rows, drop_schema, fill_daily_features
+from tests.dashboard.conftest import copy_rows, drop_schema
 from tests.dashboard.test_browser import PAGES as BROWSER_PAGES
 from tests.dashboard.test_browser import open_page, run_dashboard
 from tests.dashboard.test_pages import APP, PAGES
@@ -101,7 +101,8 @@ def big_schema(stack: Settings) -> Iterator[str]:
         bars = generated_bars()
         metrics = data.daily_metrics(bars).to_pandas()
         copy_rows(stack, schema, queries.DAILY_METRICS_TABLE, _stamped(metrics))
-        fill_daily_features(stack, schema, bars)
+        features = data.daily_features(bars)
+        copy_rows(stack, schema, queries.DAILY_FEATURES_TABLE, _stamped(features))
         windows = generated_windows(sorted(bars["symbol"].unique()))
         copy_rows(stack, schema, queries.REALTIME_TABLE, _stamped(windows))
         with connect_warehouse(stack, schema=schema) as warehouse:
