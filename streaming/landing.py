@@ -175,7 +175,7 @@ class _Lander(ConsumerRebalanceListener):
         self.claims = Claims(
             self.store, kind, self.topic, clock=options.clock, topic_id=self._topic_id
         )
-        self.summary = LandSummary(kind, self.topic, self.group_id, self.store.bucket)
+        self.summary = LandSummary(kind.value, self.topic, self.group_id, self.store.bucket)
         self.stop_reason: str | None = None
         self._consumer: KafkaConsumer | None = None
         self._batches: dict[int, PartitionBatch] = {}
