@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
@@ -38,7 +41,7 @@ def main() -> None:
     show(frame, rebase_on)
 
 
-def show(frame, rebase_on) -> None:
+def show(frame: pd.DataFrame, rebase_on: date) -> None:
     weekly = frame.attrs.get("resolution") == "week"
     if weekly:
         st.caption("A long range: one point per week (its last close, the week's volume).")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, queries, ui
 from dashboard.queries import WarehouseProblem
+from stocklake.settings import Settings
 
 
 def main() -> None:
@@ -49,7 +50,7 @@ def _rows_text(rows: object) -> str:
     return "not created yet" if pd.isna(rows) else f"{int(rows):,}"
 
 
-def loads(current) -> None:
+def loads(current: Settings) -> None:
     st.subheader("Last loads")
     try:
         recent = queries.recent_loads(current)
