@@ -10,20 +10,8 @@ import typer
 from rich.console import Console
 
 from cli.figures import value_text
-from spark_jobs.daily import (
-    DEFAULT_LOOKBACK_DAYS,
-    DailyJobError,
-    NoDataError,
-    OnEmpty,
-    run_daily,
-)
-from spark_jobs.stream import (
-    DEFAULT_MAX_FILES_PER_TRIGGER,
-    DEFAULT_SLIDE,
-    DEFAULT_WATERMARK,
-    StreamJobError,
-    run_stream,
-)
+from spark_jobs.daily import DEFAULT_LOOKBACK_DAYS, OnEmpty
+from spark_jobs.stream import DEFAULT_MAX_FILES_PER_TRIGGER, DEFAULT_SLIDE, DEFAULT_WATERMARK
 from stocklake.schemas import WINDOW_SIZES
 from stocklake.settings import get_settings
 
@@ -129,6 +117,7 @@ def daily(
     Dates are half-open like Airflow's data intervals: --start is inclusive, --end is
     exclusive (--start 2020-12-28 --end 2020-12-31 computes the 28th, 29th and 30th).
     """
+    from spark_jobs.daily import DailyJobError, NoDataError, run_daily
     from spark_jobs.session import build_spark
 
     first, end_day = _daily_range(day, start, end, full_refresh)
@@ -178,6 +167,7 @@ def stream(
 ) -> None:
     """Sliding-window metrics: raw/realtime -> processed/realtime/window=.../date=.../."""
     from spark_jobs.session import build_spark
+    from spark_jobs.stream import StreamJobError, run_stream
 
     if available_now == (processing_time is not None):
         raise typer.BadParameter("give exactly one of --available-now or --processing-time")
