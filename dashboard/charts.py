@@ -109,7 +109,8 @@ def candlestick_chart(
         row=2,
         col=1,
     )
-    figure.update_xaxes(rangeslider_visible=False)
+    # No empty weekends between the candles (holidays still show as gaps).
+    figure.update_xaxes(rangeslider_visible=False, rangebreaks=[{"bounds": ["sat", "mon"]}])
     _layout(figure, f"{symbol}: daily bars, SMA and volume", "price", height=560)
     figure.update_yaxes(title_text="volume", row=2, col=1)
     return figure

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
@@ -288,13 +289,9 @@ def to_frame(columns: list[str], rows: list[tuple]) -> pd.DataFrame:
     """Rows as a DataFrame: lower-case names (Snowflake's are upper), Decimals as floats."""
     frame = pd.DataFrame.from_records(rows, columns=[name.lower() for name in columns])
     for name in frame.columns:
-        if frame[name].dtype == object and frame[name].map(_is_decimal).any():
+        if frame[name].dtype == object and frame[name].map(lambda v: isinstance(v, Decimal)).any():
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     return frame
-
-
-def _is_decimal(value: object) -> bool:
-    return type(value).__name__ == "Decimal"
 
 
 def _problem(error: Exception, name: str) -> WarehouseProblem:

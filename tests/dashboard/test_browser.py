@@ -17,6 +17,8 @@ import pytest
 import typer
 
 from cli.app import app as stocklake_app
+from cli.dashboard import server_for
+from stocklake.settings import load_settings
 from tests.private_stack import ROOT, free_port
 
 pytestmark = pytest.mark.services
@@ -52,6 +54,11 @@ def run_dashboard(env: dict[str, str], *args: str):
     )
 
 
+def remove_log(port: str) -> None:
+    """The server's log in $STATE_DIR/dashboard/ (the shared stack's): a test's is its own."""
+    server_for(load_settings(), int(port)).log_file.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def server(loaded_schema: str) -> Iterator[str]:
     """A background dashboard on a free port reading the loaded schema: its URL."""
@@ -65,6 +72,7 @@ def server(loaded_schema: str) -> Iterator[str]:
         yield url
     finally:
         stopped = run_dashboard(env, "--stop", "--port", port)
+        remove_log(port)
         assert "dashboard stopped" in stopped.stdout, stopped.stdout + stopped.stderr
 
 

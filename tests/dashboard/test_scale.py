@@ -26,7 +26,7 @@ from stocklake.settings import Settings
 from tests.dashboard import data
 from tests.dashboard.conftest import copy_rows, drop_schema
 from tests.dashboard.test_browser import PAGES as BROWSER_PAGES
-from tests.dashboard.test_browser import open_page, run_dashboard
+from tests.dashboard.test_browser import open_page, remove_log, run_dashboard
 from tests.dashboard.test_pages import APP, PAGES
 from tests.private_stack import free_port
 
@@ -163,6 +163,7 @@ def test_every_page_draws_in_a_browser(big_schema: str, browser, shots) -> None:
                 page.close()
     finally:
         run_dashboard(env, "--stop", "--port", port)
+        remove_log(port)
     print("\nfirst render, Chromium (load to every chart drawn), 10 years x 50 symbols:")
     for path, seconds in timings.items():
         print(f"  {path}: {seconds:.2f} s")
