@@ -9,13 +9,14 @@ STOCKLAKE := $(VENV)/bin/stocklake
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install system-deps up down status lint format test run airflow bench clean-state
+.PHONY: help install system-deps up down status lint format test run airflow dashboard bench clean-state
 
 help:
 	@echo "make run      install, start the local stack, run the whole pipeline"
 	@echo "make test     install, start the local stack, lint and run the tests, stop the stack"
 	@echo "make up|down|status   the embedded local stack"
 	@echo "make airflow  Airflow UI (api-server + scheduler) on 127.0.0.1"
+	@echo "make dashboard  the dashboard (Streamlit) on 127.0.0.1, in the foreground"
 	@echo "make bench    the benchmark scripts under bench/"
 
 # The pinned set: constraints.txt is the lock. The s3a jars come from the
@@ -64,6 +65,9 @@ run: install
 
 airflow: install
 	@bash infra/airflow.sh
+
+dashboard: install
+	$(STOCKLAKE) dashboard
 
 bench: install
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -85,14 +85,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def down() -> None:
-        """Stop the processes `stocklake up` and `make airflow` started (by PID); nothing else."""
+        """Stop what `stocklake up`, `make airflow` and `stocklake dashboard --background`
+        started (by PID); nothing else."""
         from infra.airflow_ui import stop as stop_airflow
+        from infra.dashboard_server import stop_all as stop_dashboards
 
         settings = get_settings()
         for line in report_unlanded(settings):
             console.print(escape(line))
         for name in stop_airflow(settings):
             console.print(f"{name}: stopped")
+        for url in stop_dashboards(settings):
+            console.print(f"dashboard {url}: stopped")
         stopped = LocalStack(settings).down()
         for name, was_running in stopped:
             console.print(

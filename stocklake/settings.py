@@ -135,10 +135,12 @@ class Settings(BaseSettings):
 
     # Airflow (embedded: api-server and scheduler on the bind host).
     airflow_port: int = Field(default=8080, alias="AIRFLOW_PORT")
+    # The dashboard (`stocklake dashboard`, Streamlit) on the bind host.
+    dashboard_port: int = Field(default=8501, alias="DASHBOARD_PORT")
     airflow_home: Path | None = Field(default=None, alias="AIRFLOW_HOME")
     airflow_task_retries: int = Field(default=2, alias="AIRFLOW_TASK_RETRIES", ge=0)
 
-    @field_validator("postgres_port", "airflow_port")
+    @field_validator("postgres_port", "airflow_port", "dashboard_port")
     @classmethod
     def _port_in_range(cls, value: int) -> int:
         if not 1 <= value <= 65535:

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("ingestion", "streaming", "spark_jobs", "loaders")
-PROJECT = {"stocklake", "cli", "dags", "infra", *STAGES}
+PROJECT = {"stocklake", "cli", "dags", "infra", "dashboard", *STAGES}
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,4 +44,11 @@ def test_stage_imports_only_the_core(stage: str) -> None:
 def test_infra_imports_only_the_core() -> None:
     for path in _files("infra"):
         others = (_imports(path) & PROJECT) - {"stocklake", "infra"}
+        assert not others, f"{path.relative_to(ROOT)} imports {sorted(others)}"
+
+
+def test_dashboard_reads_through_the_loaders_only() -> None:
+    """The dashboard reads the warehouse through `loaders`' interface, nothing else."""
+    for path in _files("dashboard"):
+        others = (_imports(path) & PROJECT) - {"stocklake", "loaders", "dashboard"}
         assert not others, f"{path.relative_to(ROOT)} imports {sorted(others)}"

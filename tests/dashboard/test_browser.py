@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 
-from cli.app import app as stocklake_app
-from cli.dashboard import server_for
+from infra.dashboard_server import server_for
 from stocklake.settings import load_settings
 from tests.private_stack import ROOT, free_port
 
@@ -34,11 +32,8 @@ ERROR_TEXT = ("Traceback", "Error")
 
 
 def dashboard_command() -> list[str]:
-    """`stocklake dashboard`; `python -m cli.dashboard` until cli/app.py registers it."""
-    names = {command.name for command in typer.main.get_command(stocklake_app).commands.values()}
-    if "dashboard" in names:
-        return [sys.executable, "-m", "cli", "dashboard"]
-    return [sys.executable, "-m", "cli.dashboard"]
+    """`stocklake dashboard`."""
+    return [sys.executable, "-m", "cli", "dashboard"]
 
 
 def run_dashboard(env: dict[str, str], *args: str):

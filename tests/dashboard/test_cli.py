@@ -8,8 +8,9 @@ import sys
 import pytest
 import typer
 
-from cli import dashboard
-from stocklake.settings import load_settings
+from cli import dashboard as dashboard_cli
+from infra import dashboard_server as dashboard
+from stocklake.settings import PROJECT_ROOT, load_settings
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_streamlit_runs_headless_without_telemetry_on_the_bind_host(server) -> N
 def test_port_and_files_come_from_settings() -> None:
     settings = load_settings(BIND_HOST="127.0.0.1")
     found = dashboard.server_for(settings)
-    assert found.port == getattr(settings, "dashboard_port", 8501)
+    assert found.port == settings.dashboard_port
     assert found.url == f"http://127.0.0.1:{found.port}"
     assert found.pid_file.parent == settings.state_path / "dashboard"
     assert dashboard.server_for(settings, 9999).log_file.name == "dashboard-9999.log"
@@ -39,7 +40,7 @@ def test_port_and_files_come_from_settings() -> None:
 
 def test_checkout_is_on_the_servers_python_path() -> None:
     paths = dashboard.streamlit_env()["PYTHONPATH"].split(":")
-    assert str(dashboard.ROOT) == paths[0]
+    assert str(PROJECT_ROOT) == paths[0]
 
 
 def test_a_stale_or_foreign_pid_file_is_not_ours(server) -> None:
@@ -58,6 +59,6 @@ def test_a_taken_port_is_refused(tmp_path, capsys) -> None:
         port = taken.getsockname()[1]
         settings = load_settings(STATE_DIR=str(tmp_path))
         with pytest.raises(typer.Exit) as exit_info:
-            dashboard.run_command(settings, background=True, stop_it=False, port=port)
+            dashboard_cli.run_command(settings, background=True, stop_it=False, port=port)
     assert exit_info.value.exit_code == 1
     assert f"port {port} on 127.0.0.1 is taken" in capsys.readouterr().out
