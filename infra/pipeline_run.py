@@ -36,6 +36,8 @@ from infra.airflow_api import AirflowApi, AirflowApiError, log_lines, wait_for_d
 from infra.airflow_env import admin_login, airflow_home
 from infra.airflow_ui import start as start_airflow
 from infra.airflow_ui import ui_url
+from infra.dashboard_server import running_pid, server_for
+from infra.dashboard_server import start as start_dashboard_server
 from infra.local_stack import StackError
 from stocklake.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
@@ -417,6 +419,14 @@ def lake_console_login(settings: Settings) -> tuple[str, str] | None:
     return settings.s3_access_key, settings.s3_secret_key  # MinIO's console: the key pair
 
 
+def start_dashboard(settings: Settings) -> None:
+    """The dashboard in the background (left running, like Airflow), unless it already is."""
+    server = server_for(settings)
+    if running_pid(server) is None:
+        step("The dashboard")
+        start_dashboard_server(server)
+
+
 def show_access(settings: Settings) -> None:
     """Where to look, with the logins; everything stays up."""
     user, password = admin_login(settings)
@@ -426,6 +436,9 @@ def show_access(settings: Settings) -> None:
     if console:
         say(f"  lake console  {settings.lake_console_url}  login: {console[0]} / {console[1]}")
     say(f"  lake (S3)     {settings.s3_endpoint_url}  (browse: .venv/bin/stocklake ls)")
+    dashboard = server_for(settings)
+    if running_pid(dashboard) is not None:
+        say(f"  dashboard     {dashboard.url}  (market overview, symbol, real time, pipeline)")
     say(
         '  warehouse     .venv/bin/stocklake sql "SELECT ..."   (read-only; or psql -h '
         f"{settings.postgres_host} -p {settings.postgres_port} -U "
@@ -507,6 +520,12 @@ def main(argv: list[str] | None = None) -> int:
         step("What the pipeline produced")
         with timings.timed("report"):
             run_command(["report"])
+    try:
+        with timings.timed("dashboard"):
+            start_dashboard(settings)
+    except StackError as error:
+        say(f"\nmake run failed: {error}")
+        return 1
     step("Timings")
     timings.show()
     show_access(settings)
