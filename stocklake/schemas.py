@@ -349,7 +349,6 @@ COLUMN_TYPES: dict[str, EngineTypes] = {
     "date": EngineTypes("DATE", "date32", "date", "DATE"),
     "timestamp": EngineTypes("TIMESTAMP", "timestamp_utc", "timestamptz", "TIMESTAMP_TZ"),
 }
-Columns = Columns
 
 
 def spark_type(kind: str) -> str:
