@@ -8,6 +8,10 @@ saw, or If-None-Match: * for a new key; a refused condition raises
 `ConditionFailed`. SeaweedFS, MinIO, AWS S3 and moto 5.2 honour both headers;
 where a server ignores them (probed once per store), the condition is checked
 by a read before the write and the write is verified by a read after it.
+
+Retries are botocore's own (standard mode: throttling, 5xx and connection errors, with
+jittered exponential backoff), held to the policy's attempts and logged per retry; what
+still fails after them is a LandingError naming the key, the endpoint and the attempts.
 """
 
 from __future__ import annotations
