@@ -230,5 +230,6 @@ def test_parsing_the_dags_loads_no_stage_spark_or_pandas() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["errors"] == [] and len(result["dags"]) == 2, result
+    assert result["errors"] == [], result
+    assert {"stock_market_batch", "stock_market_realtime"} <= set(result["dags"]), result
     assert result["loaded"] == [], f"parsing the DAGs imported {result['loaded']}"
