@@ -108,35 +108,40 @@ def _run_load(
     schema: str | None,
     as_json: bool,
 ) -> None:
+    """Load each table of `kind` in turn; the first failure stops (exit 1)."""
     first, end_day = _dates(day, start, end)
-    try:
-        summary = load_table(
-            get_settings(),
-            LOADABLE_TABLES[kind],
-            start=first,
-            end=end_day,
-            full_refresh=full_refresh,
-            schema=schema,
-            pipeline_run_id=local_run_id("cli"),
-        )
-    except SchemaNotFoundError as error:
-        raise _no_such_schema(error) from None
-    except LoadError as error:
-        if as_json:
-            print(json.dumps(_summary_json(error.summary)))
-        else:
-            console.print(_summary_table(error.summary))
-        err_console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
+    run_id = local_run_id("cli")
+    for table in LOADABLE_TABLES[kind]:
+        try:
+            summary = load_table(
+                get_settings(),
+                table,
+                start=first,
+                end=end_day,
+                full_refresh=full_refresh,
+                schema=schema,
+                pipeline_run_id=run_id,
+            )
+        except SchemaNotFoundError as error:
+            raise _no_such_schema(error) from None
+        except LoadError as error:
+            _show(error.summary, as_json)
+            err_console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(1) from None
+        _show(summary, as_json)
+        if not summary.partitions and not as_json:
+            console.print(
+                f"[yellow]nothing to load into {table.name}:[/yellow] no processed partition "
+                "is new or changed" + (" in the given dates" if first or end_day else "")
+            )
+
+
+def _show(summary: LoadSummary, as_json: bool) -> None:
+    """The summary as a table, or as one JSON line (one per table loaded)."""
     if as_json:
         print(json.dumps(_summary_json(summary)))
-        return
-    console.print(_summary_table(summary))
-    if not summary.partitions:
-        console.print(
-            "[yellow]nothing to load:[/yellow] no processed partition is new or changed"
-            + (" in the given dates" if first or end_day else "")
-        )
+    else:
+        console.print(_summary_table(summary))
 
 
 def _summary_json(summary: LoadSummary) -> dict[str, Any]:
@@ -177,6 +182,12 @@ _load_command(
     "daily",
     "processed/historical -> daily_metrics. Without dates: the partitions that are new or "
     "changed since their last successful load.",
+)
+_load_command(
+    "features",
+    "processed/features/daily -> daily_features, then processed/features/intraday -> "
+    "intraday_features. Without dates: the partitions that are new or changed since their "
+    "last successful load. --json prints one line per table.",
 )
 _load_command(
     "realtime",

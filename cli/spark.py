@@ -1,4 +1,5 @@
-"""`stocklake spark`: the Spark jobs (daily metrics batch, real-time windows stream)."""
+"""`stocklake spark`: the Spark jobs (daily metrics and features batches, real-time
+windows stream)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from spark_jobs.stream import DEFAULT_MAX_FILES_PER_TRIGGER, DEFAULT_SLIDE, DEFA
 from stocklake.schemas import WINDOW_SIZES
 from stocklake.settings import get_settings
 
-app = typer.Typer(help="Spark jobs: daily metrics and real-time windows.", no_args_is_help=True)
+app = typer.Typer(
+    help="Spark jobs: daily metrics, rolling features and real-time windows.",
+    no_args_is_help=True,
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -146,6 +150,42 @@ def daily(
             f"[yellow]warning:[/yellow] no bars for {', '.join(summary.dates_skipped)}: skipped"
         )
     _print(summary.as_dict(), as_json, "daily metrics")
+
+
+@app.command()
+def features(
+    day: datetime | None = typer.Option(None, "--date", formats=["%Y-%m-%d"], help="One date."),
+    start: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help="First date, inclusive (YYYY-MM-DD)."
+    ),
+    end: datetime | None = typer.Option(
+        None, formats=["%Y-%m-%d"], help=END_HELP + " (YYYY-MM-DD)."
+    ),
+    full_refresh: bool = typer.Option(
+        False, "--full-refresh", help="Recompute processed/features/ for every date."
+    ),
+    conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Rolling features: processed/historical -> processed/features/daily/, and 1-minute
+    bars in raw/historical -> processed/features/intraday/ (definitions in the README).
+
+    Run after `stocklake spark daily` for the same dates; --end is exclusive.
+    """
+    from spark_jobs.features_job import FeaturesJobError, run_features
+    from spark_jobs.session import build_spark
+
+    first, end_day = _daily_range(day, start, end, full_refresh)
+    settings = get_settings()
+    spark = build_spark(settings, "stocklake-features", _parse_conf(conf))
+    try:
+        summary = run_features(settings, first, end_day, full_refresh=full_refresh, spark=spark)
+    except (FeaturesJobError, ValueError) as error:
+        err_console.print(f"[red]features job failed:[/red] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        spark.stop()
+    _print(summary.as_dict(), as_json, "rolling features")
 
 
 @app.command()

@@ -20,7 +20,13 @@ import s3fs
 
 from loaders.backends import connect_warehouse
 from loaders.source import list_source_partitions, read_partitions
-from loaders.tables import DAILY_METRICS, LOAD_AUDIT, REALTIME_WINDOW_METRICS, WarehouseTable
+from loaders.tables import (
+    DAILY_METRICS,
+    LOAD_AUDIT,
+    LOADABLE_TABLES,
+    REALTIME_WINDOW_METRICS,
+    WarehouseTable,
+)
 from loaders.transform import (
     SourcePartition,
     dedupe_latest,
@@ -302,6 +308,32 @@ def load_realtime(
         pipeline_run_id=pipeline_run_id,
         logical_date=logical_date,
     )
+
+
+def load_features(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    full_refresh: bool = False,
+    schema: str | None = None,
+    *,
+    pipeline_run_id: str | None = None,
+    logical_date: datetime | None = None,
+) -> list[LoadSummary]:
+    """Load processed/features into `daily_features`, then `intraday_features`."""
+    return [
+        load_table(
+            settings,
+            table,
+            start=start,
+            end=end,
+            full_refresh=full_refresh,
+            schema=schema,
+            pipeline_run_id=pipeline_run_id,
+            logical_date=logical_date,
+        )
+        for table in LOADABLE_TABLES["features"]
+    ]
 
 
 def run_query(

@@ -155,9 +155,11 @@ SCHEMA_MIGRATIONS = WarehouseTable(
 )
 
 # The tables `stocklake load <name>` fills, by the name the command line gives them.
-LOADABLE_TABLES: dict[str, WarehouseTable] = {
-    "daily": DAILY_METRICS,
-    "realtime": REALTIME_WINDOW_METRICS,
+# What `stocklake load <kind>` loads, in order.
+LOADABLE_TABLES: dict[str, tuple[WarehouseTable, ...]] = {
+    "daily": (DAILY_METRICS,),
+    "realtime": (REALTIME_WINDOW_METRICS,),
+    "features": (DAILY_FEATURES, INTRADAY_FEATURES),
 }
 
 

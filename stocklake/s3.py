@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import s3fs
     from botocore.client import BaseClient
 
-# botocore's standard mode counts the first call: 5 means up to 4 retries.
+# Attempts in all, the first call included (botocore's total_max_attempts): 5 = 4 retries.
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -34,7 +34,7 @@ def client_config(
         raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
     return {
         "s3": {"addressing_style": "path"},
-        "retries": {"mode": "standard", "max_attempts": max_attempts},
+        "retries": {"mode": "standard", "total_max_attempts": max_attempts},
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
         "max_pool_connections": max_pool_connections,

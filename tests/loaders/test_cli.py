@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
 from loaders import DAILY_METRICS
+from stocklake import lake as lake_layout
+from stocklake.schemas import DAILY_FEATURES_COLUMNS, INTRADAY_FEATURES_COLUMNS, arrow_schema
 from stocklake.settings import get_settings
 from tests.loaders.conftest import Backend, abandoned_load, exited_pid
 from tests.loaders.data import TestLake, daily_metrics, window_metrics
@@ -210,3 +214,44 @@ def test_status_marks_loads_whose_process_is_gone_failed(cli: CliRunner, postgre
         status.output
     )
     assert [a["status"] for a in postgres.audit(DAILY_METRICS)] == ["failed"]
+
+
+def _feature_rows(columns, rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{name: row.get(name) for name, _ in columns} for row in rows],
+        schema=arrow_schema(columns),
+    )
+
+
+def test_load_features_loads_both_feature_tables(cli: CliRunner, lake: TestLake) -> None:
+    day = date(2020, 12, 31)
+    daily = _feature_rows(
+        DAILY_FEATURES_COLUMNS,
+        [
+            {"symbol": "AAPL", "trade_date": day, "close": 132.69, "volume": 99116600},
+            {"symbol": "TSLA", "trade_date": day, "close": 705.67, "sma_7": 680.5},
+        ],
+    )
+    bar = datetime(2020, 12, 31, 14, 30, tzinfo=UTC)
+    intraday = _feature_rows(
+        INTRADAY_FEATURES_COLUMNS,
+        [{"symbol": "META", "trade_date": day, "bar_ts": bar, "close": 273.2, "return_5m": -0.1}],
+    )
+    for base, rows in (
+        (lake_layout.PROCESSED_FEATURES_DAILY, daily),
+        (lake_layout.PROCESSED_FEATURES_INTRADAY, intraday),
+    ):
+        lake.put(f"{lake_layout.processed_date_prefix(base, day)}part-0.parquet", rows)
+
+    loaded = cli.invoke(app, ["load", "features", "--json"])
+    assert loaded.exit_code == 0, loaded.output
+    summaries = [json.loads(line) for line in loaded.output.splitlines()]
+    assert [(s["table"], s["rows_inserted"]) for s in summaries] == [
+        ("daily_features", 2),
+        ("intraday_features", 1),
+    ]
+    query = "SELECT symbol, sma_7 FROM daily_features ORDER BY symbol"
+    rows = json.loads(cli.invoke(app, ["sql", query, "--json"]).output)
+    assert rows == [{"symbol": "AAPL", "sma_7": None}, {"symbol": "TSLA", "sma_7": 680.5}]
+    again = cli.invoke(app, ["load", "features"])
+    assert again.exit_code == 0 and "nothing to load into intraday_features" in again.output
