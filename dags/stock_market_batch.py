@@ -1,7 +1,8 @@
 """stock_market_batch: one trading day of bars, from the source to the warehouse.
 
-produce -> land -> wait for the raw partition -> Spark daily metrics ->
-check the processed partition -> load the warehouse -> data checks -> summary.
+produce -> land -> wait for the raw partition -> Spark daily metrics -> Spark rolling
+features -> check the processed partition -> load the warehouse (daily metrics, then the
+features) -> data checks -> summary.
 
 Every date comes from the run's data interval: a run scheduled at 22:00 UTC
 on day D covers [D-1 22:00, D 22:00), i.e. date D; Monday's run covers
@@ -125,6 +126,18 @@ def stock_market_batch() -> None:
         )
         return summary_of(result)
 
+    @task(task_id="features", execution_timeout=timedelta(minutes=30))
+    def features_local(first_date: str, end_date: str) -> dict:
+        """Spark rolling features for the interval's dates (in-process, local mode)."""
+        from datetime import date
+
+        from spark_jobs.features_job import run_features
+
+        result = run_features(
+            settings(), start=date.fromisoformat(first_date), end=date.fromisoformat(end_date)
+        )
+        return summary_of(result)
+
     @task(execution_timeout=timedelta(minutes=5))
     def check_processed_partition(dates: list[str]) -> dict:
         """Every requested date has a processed partition with rows."""
@@ -151,6 +164,22 @@ def stock_market_batch() -> None:
             logical_date=logical_date,
         )
         return summary_of(result)
+
+    @task(execution_timeout=timedelta(minutes=15))
+    def load_features(first_date: str, end_date: str, run_id=None, logical_date=None) -> dict:
+        """MERGE the interval's feature partitions into daily_features and intraday_features."""
+        from datetime import date
+
+        from loaders.load import load_features as load
+
+        results = load(
+            settings(),
+            start=date.fromisoformat(first_date),
+            end=date.fromisoformat(end_date),
+            pipeline_run_id=run_id,
+            logical_date=logical_date,
+        )
+        return {result.table: summary_of(result) for result in results}
 
     @task(execution_timeout=timedelta(minutes=10))
     def data_checks(dates: list[str]) -> dict:
@@ -181,35 +210,44 @@ def stock_market_batch() -> None:
 
         from dags.common import SPARK_CONN_ID, stocklake_entrypoint
 
-        daily_metrics = SparkSubmitOperator(
-            task_id="daily_metrics",
-            conn_id=SPARK_CONN_ID,
-            application=stocklake_entrypoint(),
-            application_args=[
-                "spark",
-                "daily",
-                "--start",
-                produced["first_date"],
-                "--end",  # exclusive: the day after the last date
-                produced["end_date"],
-            ],
-            execution_timeout=timedelta(minutes=30),
-        ).output
+        def spark_submit(job: str) -> SparkSubmitOperator:
+            return SparkSubmitOperator(
+                task_id=job if job == "features" else "daily_metrics",
+                conn_id=SPARK_CONN_ID,
+                application=stocklake_entrypoint(),
+                application_args=[
+                    "spark",
+                    job,
+                    "--start",
+                    produced["first_date"],
+                    "--end",  # exclusive: the day after the last date
+                    produced["end_date"],
+                ],
+                execution_timeout=timedelta(minutes=30),
+            )
+
+        daily_metrics = spark_submit("daily").output
+        features = spark_submit("features").output
     else:
         daily_metrics = daily_metrics_local(produced["first_date"], produced["end_date"])
+        features = features_local(produced["first_date"], produced["end_date"])
     checked = check_processed_partition(produced["dates"])
     loaded = load_warehouse(produced["first_date"], produced["end_date"])
+    features_loaded = load_features(produced["first_date"], produced["end_date"])
     checks = data_checks(produced["dates"])
     # Stages that pass no data to each other still run in this order.
-    produced >> landed >> wait_for_raw >> daily_metrics >> checked >> loaded >> checks
+    produced >> landed >> wait_for_raw >> daily_metrics >> features >> checked
+    checked >> loaded >> features_loaded >> checks
     completion_summary(
         "stock_market_batch",
         {
             "produce": produced,
             "land": landed,
             "spark daily": daily_metrics,
+            "spark features": features,
             "processed rows": checked,
             "load": loaded,
+            "load features": features_loaded,
             "checks": checks,
         },
     )
