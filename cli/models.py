@@ -1,0 +1,235 @@
+"""`stocklake train direction|stress` and `stocklake serve`: the models from the command line.
+
+`train` reads the warehouse's feature tables (`loaders.run_query`, read-only), trains
+(`models/`), publishes a new version to the lake (`models/<name>/v<N>/`), records the
+metrics in the warehouse's `model_runs` table (when it exists) and prints model vs
+baselines. `serve` loads one version of a model once and serves the prediction API
+(`models/api.py`) with uvicorn on the bind host, reading features through the warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stocklake.settings import Settings, get_settings
+
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True)
+
+DEFAULT_PORT = 8600
+SCHEMA_HELP = "PostgreSQL schema (default WAREHOUSE_SCHEMA) or Snowflake schema."
+
+train_app = typer.Typer(
+    help="Train a model on the warehouse's features and publish a new version to the lake.",
+    no_args_is_help=True,
+)
+
+
+def models_port(settings: Settings) -> int:
+    """MODELS_PORT (default 8600)."""
+    return int(getattr(settings, "models_port", DEFAULT_PORT))
+
+
+def _setting(settings: Settings, name: str, default: Any) -> Any:
+    value = getattr(settings, name, None)
+    return default if value is None else value
+
+
+# -- the warehouse side (also used by dags/stock_market_training.py through the same calls)
+
+
+def read_features(settings: Settings, which: str, schema: str | None = None):
+    """daily_features or intraday_features as a frame (every row)."""
+    from loaders import run_query
+    from models.data import read_features as read
+
+    return read(lambda statement: run_query(settings, statement, schema), which)
+
+
+def record_runs(settings: Settings, card: dict[str, Any], schema: str | None = None) -> str:
+    """Insert the card's metrics into `model_runs`; what happened, in a few words."""
+    from loaders import run_query
+    from models.card import MODEL_RUNS_TABLE, model_run_rows, model_runs_insert_sql
+
+    rows = model_run_rows(card, card["version"])
+    try:
+        run_query(settings, model_runs_insert_sql(rows), schema, write=True)
+    except Exception as error:  # the table comes with a loaders migration
+        return f"not recorded in {MODEL_RUNS_TABLE} ({type(error).__name__}: {error})".strip()
+    return f"{len(rows)} rows in {MODEL_RUNS_TABLE}"
+
+
+def _publish(settings: Settings, result: Any) -> dict[str, Any]:
+    from models.registry import ModelRegistry
+
+    return ModelRegistry.from_settings(settings).publish(result.name, result.model, result.card)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+DIRECTION_METRICS = ("accuracy", "roc_auc", "log_loss")
+STRESS_METRICS = ("precision", "recall", "f1", "alarms", "drops")
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def summary_table(card: dict[str, Any]) -> Table:
+    """The test part's metrics, model vs baselines."""
+    metrics = DIRECTION_METRICS if card["kind"] == "classifier" else STRESS_METRICS
+    test = card["metrics"]["test"]
+    first, last = card["ranges"]["test"]
+    table = Table(
+        title=f"{card['name']} v{card['version']}: test {first} .. {last} "
+        f"({card['rows']['test']} rows; trained on {card['training_range'][0]} .. "
+        f"{card['training_range'][1]}, {card['rows']['train']} rows)"
+    )
+    table.add_column("scorer")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for scorer, values in test.items():
+        table.add_row(scorer, *(_number(values.get(metric)) for metric in metrics))
+    return table
+
+
+def _report(card: dict[str, Any], recorded: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**card, "model_runs": recorded}, default=str))
+        return
+    console.print(summary_table(card))
+    if card["kind"] == "stress_index":
+        console.print(f"threshold {card['params']['threshold']:.4f}; label: {card['label']}")
+    console.print(
+        f"published {card['model_file']} (data fingerprint {card['data_fingerprint'][:16]}..); "
+        f"{recorded}",
+        soft_wrap=True,
+    )
+
+
+def _fail(error: Exception) -> typer.Exit:
+    err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+@train_app.command("direction")
+def train_direction_command(
+    seed: int = typer.Option(None, help="Random seed (default MODEL_SEED, else 17)."),
+    schema: str | None = typer.Option(None, help=SCHEMA_HELP),
+    record: bool = typer.Option(True, help="Insert the metrics into model_runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
+) -> None:
+    """Next-day direction (logistic regression on daily_features) vs two baselines."""
+    from models.direction import DEFAULT_SEED, DirectionError, train_direction
+
+    settings = get_settings()
+    try:
+        daily = read_features(settings, "daily", schema)
+        chosen = seed if seed is not None else _setting(settings, "model_seed", DEFAULT_SEED)
+        card = _publish(settings, train_direction(daily, seed=chosen))
+    except DirectionError as error:
+        raise _fail(error) from None
+    recorded = record_runs(settings, card, schema) if record else "not recorded (--no-record)"
+    _report(card, recorded, as_json)
+
+
+@train_app.command("stress")
+def train_stress_command(
+    kind: str = typer.Option("both", help="intraday, daily or both."),
+    drop_pct: float = typer.Option(
+        None,
+        help="Drop (%) that labels a row (default STRESS_INTRADAY_DROP_PCT 0.5, "
+        "STRESS_DAILY_DROP_PCT 5).",
+    ),
+    horizon: int = typer.Option(
+        None,
+        help="Horizon: minutes (intraday, STRESS_INTRADAY_HORIZON_MINUTES 15) or trading "
+        "days (daily, STRESS_DAILY_HORIZON_DAYS 5).",
+    ),
+    schema: str | None = typer.Option(None, help=SCHEMA_HELP),
+    record: bool = typer.Option(True, help="Insert the metrics into model_runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the cards as JSON."),
+) -> None:
+    """The stress index and its F1-tuned alarm threshold (intraday and/or daily)."""
+    from models.stress import DAILY, INTRADAY, StressError, train_stress
+
+    if kind not in ("intraday", "daily", "both"):
+        raise typer.BadParameter("intraday, daily or both", param_hint="--kind")
+    settings = get_settings()
+    kinds = {"intraday": [INTRADAY], "daily": [DAILY], "both": [INTRADAY, DAILY]}[kind]
+    failed = False
+    for name in kinds:
+        which = "intraday" if name == INTRADAY else "daily"
+        drop = drop_pct
+        if drop is None:
+            drop = _setting(settings, f"stress_{which}_drop_pct", None)
+        ahead = horizon
+        if ahead is None:
+            unit = "minutes" if which == "intraday" else "days"
+            ahead = _setting(settings, f"stress_{which}_horizon_{unit}", None)
+        try:
+            frame = read_features(settings, which, schema)
+            card = _publish(settings, train_stress(frame, name, drop_pct=drop, horizon=ahead))
+        except StressError as error:
+            err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+            failed = True
+            continue
+        recorded = record_runs(settings, card, schema) if record else "not recorded (--no-record)"
+        _report(card, recorded, as_json)
+    if failed:
+        raise typer.Exit(1)
+
+
+def serve(
+    version: int | None = typer.Option(None, help="Serve this version (default: latest)."),
+    model: str = typer.Option("direction", help="Model name in the lake."),
+    port: int | None = typer.Option(None, help="Port (default MODELS_PORT, 8600)."),
+    schema: str | None = typer.Option(None, help=SCHEMA_HELP),
+) -> None:
+    """The prediction API (FastAPI, uvicorn) on BIND_HOST: /health, /predict, /models, /docs."""
+    import uvicorn
+
+    from loaders import run_query
+    from models.api import create_app
+    from models.data import QuerySource
+    from models.registry import ModelRegistry, RegistryError
+
+    settings = get_settings()
+    source = QuerySource(lambda statement: run_query(settings, statement, schema))
+    try:
+        app = create_app(ModelRegistry.from_settings(settings), source, name=model, version=version)
+    except RegistryError as error:
+        raise _fail(error) from None
+    chosen = port or models_port(settings)
+    console.print(
+        f"{datetime.now():%H:%M:%S} serving {model} v{app.version} on "
+        f"http://{settings.bind_host}:{chosen} (docs: /docs)",
+        soft_wrap=True,
+    )
+    uvicorn.run(app, host=settings.bind_host, port=chosen, log_level="warning")
+
+
+def register(app: typer.Typer) -> None:
+    """`stocklake train ...` and `stocklake serve` on the main command."""
+    app.add_typer(train_app, name="train")
+    app.command("serve")(serve)
+
+
+# `python -m cli.models train ...|serve ...` (the same commands, on their own).
+main_app = typer.Typer(no_args_is_help=True, add_completion=False)
+register(main_app)
+
+if __name__ == "__main__":
+    main_app()

@@ -1,0 +1,212 @@
+"""The prediction API: one direction model version, loaded once when the app is made.
+
+    GET  /health    the model's name, version, training range and data fingerprint
+    GET  /models    the published versions of the model (and which one is served)
+    POST /predict   {"symbol": "AAPL", "date": "2020-06-01"}: features read through the
+                    app's FeatureSource (the warehouse's daily_features, as of that date),
+                    or {"features": {"close_to_sma_7_pct": 1.2, ...}}: every feature of
+                    the model, finite numbers;
+                    -> probability of an up day, class (1 up / 0 not), model and version
+    GET  /docs      the OpenAPI page
+
+Bad input is a 4xx naming the problem: 422 for a malformed body (wrong types, unknown
+fields, both or neither of symbol/date and features, a missing, extra or non-finite
+feature value, features that cannot be computed for the date: too little history), 404
+for an unknown symbol or a date without a daily_features row for it. A feature source
+that fails (warehouse down) is a 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import date
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.data import FeatureSource
+from models.direction import HISTORY_ROWS, features_at
+from models.registry import ModelRegistry, RegistryError
+from stocklake.schemas import is_symbol
+
+log = logging.getLogger(__name__)
+DEFAULT_MODEL = "direction"
+
+
+class PredictRequest(BaseModel):
+    """A symbol and a date, or explicit feature values (not both)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    symbol: str | None = Field(None, description="A symbol in daily_features, e.g. AAPL")
+    day: date | None = Field(
+        None,
+        alias="date",
+        strict=False,
+        description="Prediction date (YYYY-MM-DD): a day with features",
+    )
+    features: dict[str, float] | None = Field(
+        None, description="Every feature of the model (GET /health lists them), finite"
+    )
+
+    @field_validator("day", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("date must be a string YYYY-MM-DD")
+        return value
+
+
+class Prediction(BaseModel):
+    model: str
+    version: int
+    probability: float = Field(description="P(the next trading day's return > 0)")
+    predicted_class: int = Field(alias="class", description="1: up, 0: not up")
+    symbol: str | None = None
+    date: str | None = None
+    features: dict[str, float]
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(status_code=422, detail=message)
+
+
+def create_app(
+    registry: ModelRegistry,
+    source: FeatureSource | None = None,
+    *,
+    name: str = DEFAULT_MODEL,
+    version: int | None = None,
+) -> FastAPI:
+    """The app serving `name` at `version` (None: the latest), loaded now, once."""
+    model, card = registry.load(name, version)
+    if card.get("kind") != "classifier" or not hasattr(model, "predict_proba"):
+        raise RegistryError(
+            f"model {name!r} is a {card.get('kind', 'model')}, not a classifier: "
+            "the API serves the direction model"
+        )
+    features: list[str] = list(card["features"])
+    history_rows = int(card.get("history_rows", HISTORY_ROWS))
+    app = FastAPI(
+        title="stocklake prediction API",
+        description=f"Model {name!r} v{card['version']}: {card.get('description', '')}",
+        version=str(card["version"]),
+    )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:  # pragma: no cover
+        log.exception("unexpected error")
+        return JSONResponse(status_code=503, content={"detail": f"{type(error).__name__}: {error}"})
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": name,
+            "version": card["version"],
+            "training_range": card["training_range"],
+            "data_fingerprint": card["data_fingerprint"],
+            "trained_at": card["trained_at"],
+            "git_commit": card["git_commit"],
+            "features": features,
+            "feature_source": source is not None,
+        }
+
+    @app.get("/models")
+    def versions() -> dict[str, Any]:
+        listed = []
+        for number in registry.versions(name):
+            other = registry.card(name, number)
+            listed.append(
+                {
+                    "version": number,
+                    "training_range": other["training_range"],
+                    "trained_at": other["trained_at"],
+                    "data_fingerprint": other["data_fingerprint"],
+                    "test": other["metrics"].get("test", {}).get("model"),
+                }
+            )
+        return {"model": name, "serving": card["version"], "versions": listed}
+
+    def _lookup(symbol: str, day: date) -> dict[str, float]:
+        if source is None:
+            raise HTTPException(
+                status_code=422,
+                detail="this server has no feature source: send {'features': {...}}",
+            )
+        if not is_symbol(symbol):
+            raise _unprocessable(f"{symbol!r} is not a symbol (A-Z, digits, '.', '-', '^')")
+        try:
+            history = source.history(symbol, day, history_rows)
+            known = len(history) > 0 or source.has_symbol(symbol)
+        except Exception as error:
+            log.exception("feature lookup failed")
+            raise HTTPException(
+                status_code=503, detail=f"the feature source failed: {type(error).__name__}"
+            ) from None
+        if not known:
+            raise HTTPException(status_code=404, detail=f"unknown symbol {symbol!r}")
+        if not len(history) or history["trade_date"].iloc[-1] != day:
+            raise HTTPException(
+                status_code=404,
+                detail=f"no daily_features row for {symbol} on {day.isoformat()} "
+                "(not a trading day, or not loaded)",
+            )
+        values = features_at(history)
+        missing = [key for key, value in values.items() if not math.isfinite(value)]
+        if missing:
+            raise _unprocessable(
+                f"the features of {symbol} on {day.isoformat()} cannot be computed "
+                f"(too little history): {', '.join(missing)} missing"
+            )
+        return values
+
+    @app.post("/predict", response_model=Prediction, response_model_by_alias=True)
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        by_symbol = request.symbol is not None or request.day is not None
+        if by_symbol and request.features is not None:
+            raise _unprocessable("give a symbol and a date, or features, not both")
+        if request.features is not None:
+            values = request.features
+            missing = [key for key in features if key not in values]
+            extra = sorted(set(values) - set(features))
+            if missing or extra:
+                raise _unprocessable(
+                    "features must be exactly the model's: "
+                    + "; ".join(
+                        part
+                        for part in (
+                            f"missing {', '.join(missing)}" if missing else "",
+                            f"unknown {', '.join(extra)}" if extra else "",
+                        )
+                        if part
+                    )
+                )
+            bad = [key for key in features if not math.isfinite(values[key])]
+            if bad:
+                raise _unprocessable(f"feature values must be finite: {', '.join(bad)}")
+        elif request.symbol is None or request.day is None:
+            raise _unprocessable(
+                "give both symbol and date, or features"
+                if by_symbol
+                else "empty request: give a symbol and a date, or features"
+            )
+        else:
+            values = _lookup(request.symbol, request.day)
+        row = np.array([[float(values[key]) for key in features]])
+        probability = float(model.predict_proba(row)[0, 1])
+        return {
+            "model": name,
+            "version": card["version"],
+            "probability": probability,
+            "class": int(probability >= 0.5),
+            "symbol": request.symbol,
+            "date": request.day.isoformat() if request.day else None,
+            "features": {key: float(values[key]) for key in features},
+        }
+
+    return app
