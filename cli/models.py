@@ -4,21 +4,26 @@
 (`models/`), publishes a new version to the lake (`models/<name>/v<N>/`), records the
 metrics in the warehouse's `model_runs` table (when it exists) and prints model vs
 baselines. `serve` loads one version of a model once and serves the prediction API
-(`models/api.py`) with uvicorn on the bind host, reading features through the warehouse.
+(`models/api.py`) with uvicorn on the bind host, reading features through the warehouse:
+in the foreground by default, or `--background` (PID and log under `$STATE_DIR/models/`,
+one pair per port; `--stop` stops it, `stop_all_apis` every one this state folder started).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+import urllib.request
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stocklake.settings import Settings, get_settings
+from stocklake.settings import PROJECT_ROOT, Settings, get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
@@ -195,10 +200,31 @@ def train_stress_command(
 def serve(
     version: int | None = typer.Option(None, help="Serve this version (default: latest)."),
     model: str = typer.Option("direction", help="Model name in the lake."),
-    port: int | None = typer.Option(None, help="Port (default MODELS_PORT, 8600)."),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="Port (default MODELS_PORT, 8600)."
+    ),
     schema: str | None = typer.Option(None, help=SCHEMA_HELP),
+    background: bool = typer.Option(
+        False, "--background", help="Detach; PID and log under $STATE_DIR/models/."
+    ),
+    stop_it: bool = typer.Option(False, "--stop", help="Stop the background API on the port."),
 ) -> None:
     """The prediction API (FastAPI, uvicorn) on BIND_HOST: /health, /predict, /models, /docs."""
+    settings = get_settings()
+    server = ApiServer(settings.bind_host, port or models_port(settings), settings.state_path)
+    if stop_it:
+        pid = server.stop()
+        typer.echo(f"model API stopped (pid {pid})" if pid else f"no model API on {server.url}")
+        return
+    if background:
+        _serve_in_background(server, version=version, model=model, schema=schema)
+        return
+    _serve(settings, server, version=version, model=model, schema=schema)
+
+
+def _serve(
+    settings: Settings, server: ApiServer, *, version: int | None, model: str, schema: str | None
+) -> None:
     import uvicorn
 
     from loaders import run_query
@@ -206,19 +232,110 @@ def serve(
     from models.data import QuerySource
     from models.registry import ModelRegistry, RegistryError
 
-    settings = get_settings()
     source = QuerySource(lambda statement: run_query(settings, statement, schema))
     try:
         app = create_app(ModelRegistry.from_settings(settings), source, name=model, version=version)
     except RegistryError as error:
         raise _fail(error) from None
-    chosen = port or models_port(settings)
     console.print(
-        f"{datetime.now():%H:%M:%S} serving {model} v{app.version} on "
-        f"http://{settings.bind_host}:{chosen} (docs: /docs)",
+        f"{datetime.now():%H:%M:%S} serving {model} v{app.version} on {server.url} "
+        "(docs: /docs; Ctrl-C stops it)",
         soft_wrap=True,
     )
-    uvicorn.run(app, host=settings.bind_host, port=chosen, log_level="warning")
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
+
+
+class ApiServer:
+    """One background API: where it listens, its PID and log files."""
+
+    START_TIMEOUT_S = 90.0
+
+    def __init__(self, host: str, port: int, state: Path) -> None:
+        self.host, self.port = host, port
+        self.url = f"http://{host}:{port}"
+        folder = state / "models"
+        self.pid_file = folder / f"api-{port}.pid"
+        self.log_file = folder / f"api-{port}.log"
+
+    def running_pid(self) -> int | None:
+        from infra.service import cmdline
+        from stocklake.processes import pid_alive
+
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        command = cmdline(pid) if pid_alive(pid) else ""
+        return pid if "cli.models" in command and " serve" in command else None
+
+    def healthy(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return json.loads(response.read()) if response.status == 200 else None
+        except (OSError, ValueError):
+            return None
+
+    def stop(self) -> int | None:
+        from infra.service import terminate
+
+        pid = self.running_pid()
+        if pid is not None:
+            terminate(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return pid
+
+
+def _serve_in_background(
+    server: ApiServer, *, version: int | None, model: str, schema: str | None
+) -> None:
+    from infra.service import port_open, spawn
+    from stocklake.processes import pid_alive
+
+    pid = server.running_pid()
+    if pid is not None:
+        typer.echo(f"model API already running: {server.url} (pid {pid}); --stop first")
+        return
+    if port_open(server.host, server.port):
+        typer.echo(f"error: port {server.port} on {server.host} is taken (--port, MODELS_PORT)")
+        raise typer.Exit(1)
+    command = [sys.executable, "-m", "cli.models", "serve", "--port", str(server.port)]
+    command += ["--model", model]
+    command += ["--version", str(version)] if version is not None else []
+    command += ["--schema", schema] if schema else []
+    pid = spawn(command, server.log_file, cwd=PROJECT_ROOT)
+    server.pid_file.write_text(f"{pid}\n")
+    deadline = time.monotonic() + server.START_TIMEOUT_S
+    while (health := server.healthy()) is None:
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            server.stop()
+            tail = server.log_file.read_text(errors="replace").strip().splitlines()[-3:]
+            typer.echo(
+                f"error: the model API did not start (log {server.log_file}): " + " | ".join(tail),
+                err=True,
+            )
+            raise typer.Exit(1)
+        time.sleep(0.25)
+    typer.echo(
+        f"model API: {server.url} ({health['model']} v{health['version']}, pid {pid}, "
+        f"log {server.log_file}); docs {server.url}/docs"
+    )
+    typer.echo("stop it with: stocklake serve --stop" + _port_flag(server))
+
+
+def _port_flag(server: ApiServer) -> str:
+    return "" if server.port == models_port(get_settings()) else f" --port {server.port}"
+
+
+def stop_all_apis(settings: Settings) -> list[str]:
+    """Stop every background model API this state folder started: their URLs."""
+    stopped = []
+    for pid_file in sorted((settings.state_path / "models").glob("api-*.pid")):
+        server = ApiServer(
+            settings.bind_host, int(pid_file.stem.split("-")[1]), settings.state_path
+        )
+        if server.stop() is not None:
+            stopped.append(server.url)
+    return stopped
 
 
 def register(app: typer.Typer) -> None:

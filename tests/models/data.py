@@ -20,7 +20,7 @@ DATA = PROJECT_ROOT / "data"
 DAILY_FILES = {
     "AAPL": "apple.csv",
     "AMZN": "amazon.csv",
-    "GOOG": "google.csv",
+    "GOOGL": "google.csv",
     "META": "facebook.csv",
     "NFLX": "netflix.csv",
     "TSLA": "tesla.csv",

@@ -254,3 +254,32 @@ def test_malformed_json_and_wrong_methods(api: httpx.Client) -> None:
         api.post("/predict", content=b"", headers={"content-type": "application/json"}).status_code
         == 422
     )
+
+
+def test_serve_in_the_background_and_stop(
+    lake_settings: Settings, warehouse_schema: str, published
+) -> None:
+    port = str(_free_port())
+    env = {**os.environ, "LAKE_BUCKET": lake_settings.lake_bucket, "WAREHOUSE": "postgres"}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.models", "serve", "--port", port, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    log = lake_settings.state_path / "models" / f"api-{port}.log"
+    try:
+        started = run("--background", "--version", "1", "--schema", warehouse_schema)
+        assert started.returncode == 0, started.stderr + started.stdout
+        assert f"http://127.0.0.1:{port}" in started.stdout and "direction v1" in started.stdout
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json()["version"] == 1
+        assert "already running" in run("--background").stdout
+    finally:
+        stopped = run("--stop")
+        log.unlink(missing_ok=True)
+    assert stopped.returncode == 0 and "model API stopped" in stopped.stdout
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    assert not (lake_settings.state_path / "models" / f"api-{port}.pid").exists()
+    assert "no model API" in run("--stop").stdout
