@@ -89,21 +89,42 @@ def _number(value: Any) -> str:
     return str(value) if isinstance(value, int) else f"{value:.4f}"
 
 
+def best_scorers(card: dict[str, Any]) -> dict[str, str]:
+    """Per metric, the scorer that did best on the test part (the model or a baseline)."""
+    lower_is_better = {"log_loss"}
+    metrics = DIRECTION_METRICS if card["kind"] == "classifier" else ("precision", "recall", "f1")
+    best = {}
+    for metric in metrics:
+        scored = {
+            s: v[metric] for s, v in card["metrics"]["test"].items() if v.get(metric) is not None
+        }
+        if scored:
+            pick = min if metric in lower_is_better else max
+            best[metric] = pick(scored, key=scored.__getitem__)
+    return best
+
+
 def summary_table(card: dict[str, Any]) -> Table:
     """The test part's metrics, model vs baselines."""
     metrics = DIRECTION_METRICS if card["kind"] == "classifier" else STRESS_METRICS
     test = card["metrics"]["test"]
     first, last = card["ranges"]["test"]
+    train_first, train_last = card["training_range"]
+    best = best_scorers(card)
     table = Table(
-        title=f"{card['name']} v{card['version']}: test {first} .. {last} "
-        f"({card['rows']['test']} rows; trained on {card['training_range'][0]} .. "
-        f"{card['training_range'][1]}, {card['rows']['train']} rows)"
+        title=f"{card['name']} v{card['version']}: test {first} .. {last}",
+        caption=f"test {card['rows']['test']} rows; trained on {train_first} .. {train_last} "
+        f"({card['rows']['train']} rows); * best on the test part",
     )
     table.add_column("scorer")
     for metric in metrics:
         table.add_column(metric, justify="right")
     for scorer, values in test.items():
-        table.add_row(scorer, *(_number(values.get(metric)) for metric in metrics))
+        cells = [
+            _number(values.get(metric)) + ("*" if best.get(metric) == scorer else "")
+            for metric in metrics
+        ]
+        table.add_row(scorer, *cells)
     return table
 
 

@@ -95,3 +95,13 @@ def test_serve_help_and_a_missing_model(lake_settings: Settings) -> None:
     missing = _run(lake_settings, "serve", "--model", "nothing_here", "--port", "1")
     assert missing.returncode == 1
     assert "no model 'nothing_here'" in missing.stderr
+
+
+def test_the_summary_names_the_best_scorer_per_metric(direction) -> None:
+    from cli.models import best_scorers
+
+    card = direction.card
+    best = best_scorers(card)
+    test = card["metrics"]["test"]
+    assert test[best["accuracy"]]["accuracy"] == max(v["accuracy"] for v in test.values())
+    assert test[best["log_loss"]]["log_loss"] == min(v["log_loss"] for v in test.values())
