@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,20 @@ err_console = Console(stderr=True)
 ONE_DAY = timedelta(days=1)
 # Half-open [start, end) like Airflow's data intervals, the same for every command.
 END_HELP = "End date, EXCLUSIVE: the day after the last date computed"
+
+
+DateOption = Annotated[
+    datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="One date.")
+]
+StartOption = Annotated[
+    datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="First date, inclusive (YYYY-MM-DD)."),
+]
+EndOption = Annotated[
+    datetime | None, typer.Option(formats=["%Y-%m-%d"], help=END_HELP + " (YYYY-MM-DD).")
+]
+ConfOption = Annotated[list[str], typer.Option("--conf", help="Extra Spark option key=value.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
 def _parse_conf(pairs: list[str]) -> dict[str, str]:
@@ -93,13 +107,9 @@ def _daily_range(
 
 @app.command()
 def daily(
-    day: datetime | None = typer.Option(None, "--date", formats=["%Y-%m-%d"], help="One date."),
-    start: datetime | None = typer.Option(
-        None, formats=["%Y-%m-%d"], help="First date, inclusive (YYYY-MM-DD)."
-    ),
-    end: datetime | None = typer.Option(
-        None, formats=["%Y-%m-%d"], help=END_HELP + " (YYYY-MM-DD)."
-    ),
+    day: DateOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Rebuild processed/historical from every raw date."
     ),
@@ -113,8 +123,8 @@ def daily(
         min=0,
         help="Calendar days searched back for the previous trading day's close.",
     ),
-    conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    conf: ConfOption = [],  # noqa: B006 (typer copies the default)
+    as_json: JsonOption = False,
 ) -> None:
     """Daily metrics per (symbol, date): raw/historical -> processed/historical/date=.../.
 
@@ -154,18 +164,14 @@ def daily(
 
 @app.command()
 def features(
-    day: datetime | None = typer.Option(None, "--date", formats=["%Y-%m-%d"], help="One date."),
-    start: datetime | None = typer.Option(
-        None, formats=["%Y-%m-%d"], help="First date, inclusive (YYYY-MM-DD)."
-    ),
-    end: datetime | None = typer.Option(
-        None, formats=["%Y-%m-%d"], help=END_HELP + " (YYYY-MM-DD)."
-    ),
+    day: DateOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
     full_refresh: bool = typer.Option(
         False, "--full-refresh", help="Recompute processed/features/ for every date."
     ),
-    conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    conf: ConfOption = [],  # noqa: B006 (typer copies the default)
+    as_json: JsonOption = False,
 ) -> None:
     """Rolling features: processed/historical -> processed/features/daily/, and 1-minute
     bars in raw/historical -> processed/features/intraday/ (definitions in the README).
@@ -202,8 +208,8 @@ def stream(
     max_files_per_trigger: int = typer.Option(
         DEFAULT_MAX_FILES_PER_TRIGGER, min=1, help="Raw files per micro-batch."
     ),
-    conf: list[str] = typer.Option([], "--conf", help="Extra Spark option key=value."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    conf: ConfOption = [],  # noqa: B006 (typer copies the default)
+    as_json: JsonOption = False,
 ) -> None:
     """Sliding-window metrics: raw/realtime -> processed/realtime/window=.../date=.../."""
     from spark_jobs.session import build_spark

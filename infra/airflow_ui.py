@@ -10,11 +10,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from infra.airflow_env import admin_login, airflow_env, airflow_home, secure_passwords_file
 from infra.local_stack import StackError, pid_alive, spawn, terminate
+from infra.service import http_ok
 from stocklake.settings import Settings
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -68,11 +68,7 @@ def ui_url(settings: Settings) -> str:
 
 
 def _healthy(settings: Settings) -> bool:
-    try:
-        with urllib.request.urlopen(f"{ui_url(settings)}/api/v2/monitor/health", timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
+    return http_ok(f"{ui_url(settings)}/api/v2/monitor/health")
 
 
 def start(settings: Settings) -> tuple[str, str, str | None]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.service import StackError, cmdline, port_open, spawn, terminate
+from infra.service import StackError, cmdline, http_ok, port_open, spawn, terminate
 from stocklake.processes import pid_alive
 from stocklake.settings import PROJECT_ROOT, Settings
 
@@ -86,11 +85,7 @@ def port_in_use(server: Dashboard) -> bool:
 
 def healthy(server: Dashboard) -> bool:
     """Streamlit's own health endpoint answers."""
-    try:
-        with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return http_ok(f"{server.url}/_stcore/health")
 
 
 def start(server: Dashboard, timeout: float = START_TIMEOUT_S) -> int:

@@ -55,6 +55,17 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """Whether GET `url` answers 200 (a service's health endpoint)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def cmdline(pid: int) -> str:
     """The process's command line, its arguments joined by spaces ("" if it is gone)."""
     try:

@@ -258,82 +258,28 @@ def _record_failure(
         error.add_note(f"the failed load could not be audited either: {audit_error}")
 
 
-def load_daily(
-    settings: Settings,
-    start: date | None = None,
-    end: date | None = None,
-    full_refresh: bool = False,
-    schema: str | None = None,
-    *,
-    pipeline_run_id: str | None = None,
-    logical_date: datetime | None = None,
-) -> LoadSummary:
-    """Load processed/historical into `daily_metrics`, dates in [start, end).
+def load_kind(settings: Settings, kind: str, **options: Any) -> list[LoadSummary]:
+    """Load every table of `kind` (a key of LOADABLE_TABLES), in order: their summaries.
 
-    `pipeline_run_id`, `logical_date`: the run that asks, as for `load_table`.
+    `options` are `load_table`'s: start, end (exclusive), full_refresh, schema,
+    pipeline_run_id, logical_date.
     """
-    return load_table(
-        settings,
-        DAILY_METRICS,
-        start=start,
-        end=end,
-        full_refresh=full_refresh,
-        schema=schema,
-        pipeline_run_id=pipeline_run_id,
-        logical_date=logical_date,
-    )
+    return [load_table(settings, table, **options) for table in LOADABLE_TABLES[kind]]
 
 
-def load_realtime(
-    settings: Settings,
-    start: date | None = None,
-    end: date | None = None,
-    full_refresh: bool = False,
-    schema: str | None = None,
-    *,
-    pipeline_run_id: str | None = None,
-    logical_date: datetime | None = None,
-) -> LoadSummary:
-    """Load processed/realtime (both window sizes) into `realtime_window_metrics`.
-
-    `pipeline_run_id`, `logical_date`: the run that asks, as for `load_table`.
-    """
-    return load_table(
-        settings,
-        REALTIME_WINDOW_METRICS,
-        start=start,
-        end=end,
-        full_refresh=full_refresh,
-        schema=schema,
-        pipeline_run_id=pipeline_run_id,
-        logical_date=logical_date,
-    )
+def load_daily(settings: Settings, **options: Any) -> LoadSummary:
+    """Load processed/historical into `daily_metrics` (`load_table`'s options)."""
+    return load_table(settings, DAILY_METRICS, **options)
 
 
-def load_features(
-    settings: Settings,
-    start: date | None = None,
-    end: date | None = None,
-    full_refresh: bool = False,
-    schema: str | None = None,
-    *,
-    pipeline_run_id: str | None = None,
-    logical_date: datetime | None = None,
-) -> list[LoadSummary]:
+def load_realtime(settings: Settings, **options: Any) -> LoadSummary:
+    """Load processed/realtime (both window sizes) into `realtime_window_metrics`."""
+    return load_table(settings, REALTIME_WINDOW_METRICS, **options)
+
+
+def load_features(settings: Settings, **options: Any) -> list[LoadSummary]:
     """Load processed/features into `daily_features`, then `intraday_features`."""
-    return [
-        load_table(
-            settings,
-            table,
-            start=start,
-            end=end,
-            full_refresh=full_refresh,
-            schema=schema,
-            pipeline_run_id=pipeline_run_id,
-            logical_date=logical_date,
-        )
-        for table in LOADABLE_TABLES["features"]
-    ]
+    return load_kind(settings, "features", **options)
 
 
 def run_query(

@@ -116,36 +116,34 @@ class WarehouseTable:
         return column in self.key or column in dict(LOAD_COLUMNS)
 
 
-DAILY_METRICS = WarehouseTable(
-    name="daily_metrics",
-    columns=DAILY_METRICS_COLUMNS + LOAD_COLUMNS,
-    key=DAILY_METRICS_KEY,
-    source_columns=DAILY_METRICS_COLUMNS,
-    source_prefix=lake.PROCESSED_HISTORICAL,
-)
+def loaded_from(name: str, columns: Columns, key: tuple[str, ...], prefix: str) -> WarehouseTable:
+    """A table loaded from a processed folder: its columns plus the LOAD_COLUMNS."""
+    return WarehouseTable(
+        name=name,
+        columns=columns + LOAD_COLUMNS,
+        key=key,
+        source_columns=columns,
+        source_prefix=prefix,
+    )
 
-REALTIME_WINDOW_METRICS = WarehouseTable(
-    name="realtime_window_metrics",
-    columns=REALTIME_WINDOW_COLUMNS + LOAD_COLUMNS,
-    key=REALTIME_WINDOW_KEY,
-    source_columns=REALTIME_WINDOW_COLUMNS,
-    source_prefix=lake.PROCESSED_REALTIME,
-)
 
-DAILY_FEATURES = WarehouseTable(
-    name="daily_features",
-    columns=DAILY_FEATURES_COLUMNS + LOAD_COLUMNS,
-    key=DAILY_FEATURES_KEY,
-    source_columns=DAILY_FEATURES_COLUMNS,
-    source_prefix=lake.PROCESSED_FEATURES_DAILY,
+DAILY_METRICS = loaded_from(
+    "daily_metrics", DAILY_METRICS_COLUMNS, DAILY_METRICS_KEY, lake.PROCESSED_HISTORICAL
 )
-
-INTRADAY_FEATURES = WarehouseTable(
-    name="intraday_features",
-    columns=INTRADAY_FEATURES_COLUMNS + LOAD_COLUMNS,
-    key=INTRADAY_FEATURES_KEY,
-    source_columns=INTRADAY_FEATURES_COLUMNS,
-    source_prefix=lake.PROCESSED_FEATURES_INTRADAY,
+REALTIME_WINDOW_METRICS = loaded_from(
+    "realtime_window_metrics",
+    REALTIME_WINDOW_COLUMNS,
+    REALTIME_WINDOW_KEY,
+    lake.PROCESSED_REALTIME,
+)
+DAILY_FEATURES = loaded_from(
+    "daily_features", DAILY_FEATURES_COLUMNS, DAILY_FEATURES_KEY, lake.PROCESSED_FEATURES_DAILY
+)
+INTRADAY_FEATURES = loaded_from(
+    "intraday_features",
+    INTRADAY_FEATURES_COLUMNS,
+    INTRADAY_FEATURES_KEY,
+    lake.PROCESSED_FEATURES_INTRADAY,
 )
 
 LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))
@@ -154,7 +152,6 @@ SCHEMA_MIGRATIONS = WarehouseTable(
     name="schema_migrations", columns=MIGRATION_COLUMNS, key=("version",)
 )
 
-# The tables `stocklake load <name>` fills, by the name the command line gives them.
 # What `stocklake load <kind>` loads, in order.
 LOADABLE_TABLES: dict[str, tuple[WarehouseTable, ...]] = {
     "daily": (DAILY_METRICS,),
