@@ -12,16 +12,8 @@ import sys
 
 import typer
 
-from infra.dashboard_server import (
-    Dashboard,
-    port_in_use,
-    running_pid,
-    server_for,
-    start,
-    stop,
-    streamlit_command,
-    streamlit_env,
-)
+from infra.background import BackgroundServer
+from infra.dashboard_server import server_for, start, streamlit_command, streamlit_env
 from infra.service import StackError
 from stocklake.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -44,14 +36,14 @@ def register(app: typer.Typer) -> None:
 def run_command(settings: Settings, *, background: bool, stop_it: bool, port: int | None) -> None:
     server = server_for(settings, port)
     if stop_it:
-        pid = stop(server)
+        pid = server.stop()
         typer.echo(f"dashboard stopped (pid {pid})" if pid else f"no dashboard on {server.url}")
         return
-    pid = running_pid(server)
+    pid = server.running_pid()
     if pid is not None:
         typer.echo(f"dashboard already running: {server.url} (pid {pid})")
         return
-    if port_in_use(server):
+    if server.port_taken():
         typer.echo(f"error: port {server.port} on {server.host} is taken (--port, DASHBOARD_PORT)")
         raise typer.Exit(1)
     if background:
@@ -69,7 +61,7 @@ def run_command(settings: Settings, *, background: bool, stop_it: bool, port: in
     os.execvpe(sys.executable, streamlit_command(server), streamlit_env())
 
 
-def _port_flag(server: Dashboard, settings: Settings) -> str:
+def _port_flag(server: BackgroundServer, settings: Settings) -> str:
     return "" if server.port == settings.dashboard_port else f" --port {server.port}"
 
 

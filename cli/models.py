@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.request
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stocklake.settings import PROJECT_ROOT, Settings, get_settings
+from infra.background import BackgroundServer, stop_all
+from infra.service import StackError
+from stocklake.settings import Settings, get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-DEFAULT_PORT = 8600
+API_START_TIMEOUT_S = 90.0
 SCHEMA_HELP = "PostgreSQL schema (default WAREHOUSE_SCHEMA) or Snowflake schema."
 
 train_app = typer.Typer(
@@ -37,14 +37,16 @@ train_app = typer.Typer(
 )
 
 
-def models_port(settings: Settings) -> int:
-    """MODELS_PORT (default 8600)."""
-    return int(getattr(settings, "models_port", DEFAULT_PORT))
-
-
-def _setting(settings: Settings, name: str, default: Any) -> Any:
-    value = getattr(settings, name, None)
-    return default if value is None else value
+def api_server(settings: Settings, port: int | None = None) -> BackgroundServer:
+    """The model API on MODELS_PORT (or `port`) on the bind host."""
+    return BackgroundServer(
+        name="api",
+        host=settings.bind_host,
+        port=port or settings.models_port,
+        folder=settings.state_path / "models",
+        health_path="/health",
+        marker="cli.models serve",
+    )
 
 
 # -- the warehouse side (also used by dags/stock_market_training.py through the same calls)
@@ -158,12 +160,12 @@ def train_direction_command(
     as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
 ) -> None:
     """Next-day direction (logistic regression on daily_features) vs two baselines."""
-    from models.direction import DEFAULT_SEED, DirectionError, train_direction
+    from models.direction import DirectionError, train_direction
 
     settings = get_settings()
     try:
         daily = read_features(settings, "daily", schema)
-        chosen = seed if seed is not None else _setting(settings, "model_seed", DEFAULT_SEED)
+        chosen = seed if seed is not None else settings.model_seed
         card = _publish(settings, train_direction(daily, seed=chosen))
     except DirectionError as error:
         raise _fail(error) from None
@@ -200,11 +202,11 @@ def train_stress_command(
         which = "intraday" if name == INTRADAY else "daily"
         drop = drop_pct
         if drop is None:
-            drop = _setting(settings, f"stress_{which}_drop_pct", None)
+            drop = getattr(settings, f"stress_{which}_drop_pct")
         ahead = horizon
         if ahead is None:
             unit = "minutes" if which == "intraday" else "days"
-            ahead = _setting(settings, f"stress_{which}_horizon_{unit}", None)
+            ahead = getattr(settings, f"stress_{which}_horizon_{unit}")
         try:
             frame = read_features(settings, which, schema)
             card = _publish(settings, train_stress(frame, name, drop_pct=drop, horizon=ahead))
@@ -232,7 +234,7 @@ def serve(
 ) -> None:
     """The prediction API (FastAPI, uvicorn) on BIND_HOST: /health, /predict, /models, /docs."""
     settings = get_settings()
-    server = ApiServer(settings.bind_host, port or models_port(settings), settings.state_path)
+    server = api_server(settings, port)
     if stop_it:
         pid = server.stop()
         typer.echo(f"model API stopped (pid {pid})" if pid else f"no model API on {server.url}")
@@ -244,7 +246,12 @@ def serve(
 
 
 def _serve(
-    settings: Settings, server: ApiServer, *, version: int | None, model: str, schema: str | None
+    settings: Settings,
+    server: BackgroundServer,
+    *,
+    version: int | None,
+    model: str,
+    schema: str | None,
 ) -> None:
     import uvicorn
 
@@ -266,76 +273,27 @@ def _serve(
     uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
 
 
-class ApiServer:
-    """One background API: where it listens, its PID and log files."""
-
-    START_TIMEOUT_S = 90.0
-
-    def __init__(self, host: str, port: int, state: Path) -> None:
-        self.host, self.port = host, port
-        self.url = f"http://{host}:{port}"
-        folder = state / "models"
-        self.pid_file = folder / f"api-{port}.pid"
-        self.log_file = folder / f"api-{port}.log"
-
-    def running_pid(self) -> int | None:
-        from infra.service import cmdline
-        from stocklake.processes import pid_alive
-
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        command = cmdline(pid) if pid_alive(pid) else ""
-        return pid if "cli.models" in command and " serve" in command else None
-
-    def healthy(self) -> dict[str, Any] | None:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                return json.loads(response.read()) if response.status == 200 else None
-        except (OSError, ValueError):
-            return None
-
-    def stop(self) -> int | None:
-        from infra.service import terminate
-
-        pid = self.running_pid()
-        if pid is not None:
-            terminate(pid)
-        self.pid_file.unlink(missing_ok=True)
-        return pid
-
-
 def _serve_in_background(
-    server: ApiServer, *, version: int | None, model: str, schema: str | None
+    server: BackgroundServer, *, version: int | None, model: str, schema: str | None
 ) -> None:
-    from infra.service import port_open, spawn
-    from stocklake.processes import pid_alive
-
     pid = server.running_pid()
     if pid is not None:
         typer.echo(f"model API already running: {server.url} (pid {pid}); --stop first")
         return
-    if port_open(server.host, server.port):
+    if server.port_taken():
         typer.echo(f"error: port {server.port} on {server.host} is taken (--port, MODELS_PORT)")
         raise typer.Exit(1)
     command = [sys.executable, "-m", "cli.models", "serve", "--port", str(server.port)]
     command += ["--model", model]
     command += ["--version", str(version)] if version is not None else []
     command += ["--schema", schema] if schema else []
-    pid = spawn(command, server.log_file, cwd=PROJECT_ROOT)
-    server.pid_file.write_text(f"{pid}\n")
-    deadline = time.monotonic() + server.START_TIMEOUT_S
-    while (health := server.healthy()) is None:
-        if not pid_alive(pid) or time.monotonic() > deadline:
-            server.stop()
-            tail = server.log_file.read_text(errors="replace").strip().splitlines()[-3:]
-            typer.echo(
-                f"error: the model API did not start (log {server.log_file}): " + " | ".join(tail),
-                err=True,
-            )
-            raise typer.Exit(1)
-        time.sleep(0.25)
+    try:
+        pid = server.start(command, timeout=API_START_TIMEOUT_S)
+    except StackError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    with urllib.request.urlopen(f"{server.url}/health", timeout=5) as response:
+        health = json.loads(response.read())
     typer.echo(
         f"model API: {server.url} ({health['model']} v{health['version']}, pid {pid}, "
         f"log {server.log_file}); docs {server.url}/docs"
@@ -343,20 +301,13 @@ def _serve_in_background(
     typer.echo("stop it with: stocklake serve --stop" + _port_flag(server))
 
 
-def _port_flag(server: ApiServer) -> str:
-    return "" if server.port == models_port(get_settings()) else f" --port {server.port}"
+def _port_flag(server: BackgroundServer) -> str:
+    return "" if server.port == get_settings().models_port else f" --port {server.port}"
 
 
 def stop_all_apis(settings: Settings) -> list[str]:
     """Stop every background model API this state folder started: their URLs."""
-    stopped = []
-    for pid_file in sorted((settings.state_path / "models").glob("api-*.pid")):
-        server = ApiServer(
-            settings.bind_host, int(pid_file.stem.split("-")[1]), settings.state_path
-        )
-        if server.stop() is not None:
-            stopped.append(server.url)
-    return stopped
+    return stop_all(settings.state_path / "models", "api", lambda port: api_server(settings, port))
 
 
 def register(app: typer.Typer) -> None:

@@ -87,8 +87,9 @@ def register(app: typer.Typer) -> None:
     def down() -> None:
         """Stop what `stocklake up`, `make airflow` and `stocklake dashboard --background`
         started (by PID); nothing else."""
+        from cli.models import stop_all_apis
         from infra.airflow_ui import stop as stop_airflow
-        from infra.dashboard_server import stop_all as stop_dashboards
+        from infra.dashboard_server import stop_dashboards
 
         settings = get_settings()
         for line in report_unlanded(settings):
@@ -97,6 +98,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"{name}: stopped")
         for url in stop_dashboards(settings):
             console.print(f"dashboard {url}: stopped")
+        for url in stop_all_apis(settings):
+            console.print(f"model API {url}: stopped")
         stopped = LocalStack(settings).down()
         for name, was_running in stopped:
             console.print(

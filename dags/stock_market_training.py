@@ -96,9 +96,9 @@ def stock_market_training() -> None:
             result = train_stress(
                 frame,
                 kind,
-                # STRESS_<KIND>_DROP_PCT / _HORIZON_<UNIT> when the settings have them.
-                drop_pct=getattr(settings(), f"stress_{which}_drop_pct", None),
-                horizon=getattr(settings(), f"stress_{which}_horizon_{unit}", None),
+                # STRESS_<KIND>_DROP_PCT and STRESS_<KIND>_HORIZON_<UNIT>.
+                drop_pct=getattr(settings(), f"stress_{which}_drop_pct"),
+                horizon=getattr(settings(), f"stress_{which}_horizon_{unit}"),
             )
         except StressError as error:
             skip_run(str(error))

@@ -36,7 +36,7 @@ from infra.airflow_api import AirflowApi, AirflowApiError, log_lines, wait_for_d
 from infra.airflow_env import admin_login, airflow_home
 from infra.airflow_ui import start as start_airflow
 from infra.airflow_ui import ui_url
-from infra.dashboard_server import running_pid, server_for
+from infra.dashboard_server import server_for
 from infra.dashboard_server import start as start_dashboard_server
 from infra.local_stack import StackError
 from stocklake.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
@@ -422,7 +422,7 @@ def lake_console_login(settings: Settings) -> tuple[str, str] | None:
 def start_dashboard(settings: Settings) -> None:
     """The dashboard in the background (left running, like Airflow), unless it already is."""
     server = server_for(settings)
-    if running_pid(server) is None:
+    if server.running_pid() is None:
         step("The dashboard")
         start_dashboard_server(server)
 
@@ -437,7 +437,7 @@ def show_access(settings: Settings) -> None:
         say(f"  lake console  {settings.lake_console_url}  login: {console[0]} / {console[1]}")
     say(f"  lake (S3)     {settings.s3_endpoint_url}  (browse: .venv/bin/stocklake ls)")
     dashboard = server_for(settings)
-    if running_pid(dashboard) is not None:
+    if dashboard.running_pid() is not None:
         say(f"  dashboard     {dashboard.url}  (market overview, symbol, real time, pipeline)")
     say(
         '  warehouse     .venv/bin/stocklake sql "SELECT ..."   (read-only; or psql -h '

@@ -22,6 +22,7 @@ from loaders.tables import (
     DAILY_METRICS,
     INTRADAY_FEATURES,
     LOAD_AUDIT,
+    MODEL_RUNS,
     REALTIME_WINDOW_METRICS,
 )
 from loaders.transform import SchemaDriftError
@@ -32,6 +33,7 @@ __all__ = [
     "DAILY_METRICS",
     "INTRADAY_FEATURES",
     "LOAD_AUDIT",
+    "MODEL_RUNS",
     "REALTIME_WINDOW_METRICS",
     "DeadLoad",
     "LoadError",

@@ -23,6 +23,8 @@ from stocklake.schemas import (
     DAILY_METRICS_KEY,
     INTRADAY_FEATURES_COLUMNS,
     INTRADAY_FEATURES_KEY,
+    MODEL_RUNS_COLUMNS,
+    MODEL_RUNS_KEY,
     REALTIME_WINDOW_COLUMNS,
     REALTIME_WINDOW_KEY,
     Columns,
@@ -146,6 +148,8 @@ INTRADAY_FEATURES = loaded_from(
     lake.PROCESSED_FEATURES_INTRADAY,
 )
 
+MODEL_RUNS = WarehouseTable(name="model_runs", columns=MODEL_RUNS_COLUMNS, key=MODEL_RUNS_KEY)
+
 LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))
 
 SCHEMA_MIGRATIONS = WarehouseTable(
@@ -242,6 +246,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             SetFillFactor(INTRADAY_FEATURES, 70),
         ),
     ),
+    Migration(
+        version=6,
+        description="model_runs (each trained model version's metrics)",
+        steps=(CreateTable(MODEL_RUNS),),
+    ),
 )
 
 # Tables a migrated warehouse must hold, with exactly these columns.
@@ -252,6 +261,7 @@ MANAGED_TABLES: tuple[WarehouseTable, ...] = (
     LOAD_AUDIT,
     DAILY_FEATURES,
     INTRADAY_FEATURES,
+    MODEL_RUNS,
 )
 
 

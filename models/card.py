@@ -20,28 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from stocklake.schemas import Columns
+from stocklake.schemas import MODEL_RUNS_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("scikit-learn", "numpy", "pandas", "joblib", "scipy")
-
-# The warehouse table `model_runs` (key: model_name, version, part, scorer, metric):
-# one row per metric of one scorer on one part of the split, for every trained version.
-MODEL_RUNS_COLUMNS: Columns = (
-    ("model_name", "string"),
-    ("version", "int"),
-    ("part", "string"),  # validate | test
-    ("scorer", "string"),  # model | always_up | yesterday_sign | stress_index
-    ("metric", "string"),  # accuracy, roc_auc, log_loss, precision, recall, f1, threshold
-    ("value", "double"),
-    ("rows", "long"),
-    ("period_start", "date"),
-    ("period_end", "date"),
-    ("data_fingerprint", "string"),
-    ("git_commit", "string"),
-    ("trained_at", "timestamp"),
-)
-MODEL_RUNS_KEY = ("model_name", "version", "part", "scorer", "metric")
 
 
 def _field(value: Any) -> str:

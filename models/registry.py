@@ -29,10 +29,11 @@ from typing import Any
 import joblib
 from botocore.exceptions import ClientError
 
+from stocklake import lake
 from stocklake.settings import Settings
 
 # The lake prefix of every model artifact (one place; a candidate for stocklake/lake.py).
-MODELS_PREFIX = "models"
+MODELS_PREFIX = lake.MODELS
 MODEL_FILE = "model.joblib"
 CARD_FILE = "card.json"
 METRICS_FILE = "metrics.json"

@@ -11,6 +11,7 @@ relative to the bucket; `s3_uri`/`s3a_uri` add the scheme and bucket.
     processed/features/intraday/date=YYYY-MM-DD/part-*.parquet
     quarantine/<historical|realtime>/year=YYYY/month=MM/day=DD/<topic>+<partition>+<first>+<last>[+e<epoch>].jsonl
     checkpoints/<job>/
+    models/<name>/v<N>/{model.joblib,card.json,metrics.json}, models/<name>/latest
 
 The epoch is the landing writer's claim on the partition: two writers of the same
 offsets (a stalled one and its successor) never write the same key.
@@ -30,6 +31,7 @@ PROCESSED_HISTORICAL = "processed/historical"
 PROCESSED_REALTIME = "processed/realtime"
 PROCESSED_FEATURES_DAILY = "processed/features/daily"
 PROCESSED_FEATURES_INTRADAY = "processed/features/intraday"
+MODELS = "models"
 QUARANTINE = "quarantine"
 CHECKPOINTS = "checkpoints"
 

@@ -310,6 +310,24 @@ INTRADAY_FEATURES_COLUMNS: Columns = (
 )
 INTRADAY_FEATURES_KEY = ("symbol", "bar_ts")
 
+# The warehouse table `model_runs` (key: model_name, version, part, scorer, metric):
+# one row per metric of one scorer on one part of the split, for every trained version.
+MODEL_RUNS_COLUMNS: Columns = (
+    ("model_name", "string"),
+    ("version", "int"),
+    ("part", "string"),  # validate | test
+    ("scorer", "string"),  # model | always_up | yesterday_sign | stress_index
+    ("metric", "string"),  # accuracy, roc_auc, log_loss, precision, recall, f1, threshold
+    ("value", "double"),
+    ("rows", "long"),
+    ("period_start", "date"),
+    ("period_end", "date"),
+    ("data_fingerprint", "string"),
+    ("git_commit", "string"),
+    ("trained_at", "timestamp"),
+)
+MODEL_RUNS_KEY = ("model_name", "version", "part", "scorer", "metric")
+
 # processed/realtime/window=15m|1h/date=YYYY-MM-DD/ (date of window_start).
 REALTIME_WINDOW_COLUMNS: Columns = (
     ("symbol", "string"),

@@ -137,10 +137,21 @@ class Settings(BaseSettings):
     airflow_port: int = Field(default=8080, alias="AIRFLOW_PORT")
     # The dashboard (`stocklake dashboard`, Streamlit) on the bind host.
     dashboard_port: int = Field(default=8501, alias="DASHBOARD_PORT")
+
+    # Models: the prediction API (`stocklake serve`) on the bind host, the training seed,
+    # and the stress labels: a drop of at least DROP_PCT % within the next HORIZON.
+    models_port: int = Field(default=8600, alias="MODELS_PORT")
+    model_seed: int = Field(default=17, alias="MODEL_SEED", ge=0)
+    stress_intraday_drop_pct: float = Field(default=0.5, alias="STRESS_INTRADAY_DROP_PCT", gt=0)
+    stress_intraday_horizon_minutes: int = Field(
+        default=15, alias="STRESS_INTRADAY_HORIZON_MINUTES", ge=1
+    )
+    stress_daily_drop_pct: float = Field(default=5.0, alias="STRESS_DAILY_DROP_PCT", gt=0)
+    stress_daily_horizon_days: int = Field(default=5, alias="STRESS_DAILY_HORIZON_DAYS", ge=1)
     airflow_home: Path | None = Field(default=None, alias="AIRFLOW_HOME")
     airflow_task_retries: int = Field(default=2, alias="AIRFLOW_TASK_RETRIES", ge=0)
 
-    @field_validator("postgres_port", "airflow_port", "dashboard_port")
+    @field_validator("postgres_port", "airflow_port", "dashboard_port", "models_port")
     @classmethod
     def _port_in_range(cls, value: int) -> int:
         if not 1 <= value <= 65535:

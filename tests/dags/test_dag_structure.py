@@ -30,7 +30,11 @@ def dagbag():
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"stock_market_batch", "stock_market_realtime"}
+    assert set(dagbag.dag_ids) == {
+        "stock_market_batch",
+        "stock_market_realtime",
+        "stock_market_training",
+    }
 
 
 @pytest.mark.parametrize("dag_file", ["stock_market_batch.py", "stock_market_realtime.py"])
@@ -94,7 +98,9 @@ def test_realtime_dag_order_and_schedule(dagbag) -> None:
     assert dag.max_active_runs == 1
 
 
-@pytest.mark.parametrize("dag_id", ["stock_market_batch", "stock_market_realtime"])
+@pytest.mark.parametrize(
+    "dag_id", ["stock_market_batch", "stock_market_realtime", "stock_market_training"]
+)
 def test_every_task_retries_with_backoff_and_has_a_timeout(dagbag, dag_id: str) -> None:
     from stocklake.settings import get_settings
 

@@ -15,7 +15,7 @@ from stocklake.settings import PROJECT_ROOT, load_settings
 
 @pytest.fixture
 def server(tmp_path):
-    return dashboard.Dashboard(host="127.0.0.1", port=18765, folder=tmp_path)
+    return dashboard.server_for(load_settings(STATE_DIR=str(tmp_path)), 18765)
 
 
 def test_streamlit_runs_headless_without_telemetry_on_the_bind_host(server) -> None:
@@ -44,12 +44,13 @@ def test_checkout_is_on_the_servers_python_path() -> None:
 
 
 def test_a_stale_or_foreign_pid_file_is_not_ours(server) -> None:
-    assert dashboard.running_pid(server) is None
+    assert server.running_pid() is None
+    server.folder.mkdir(parents=True)
     server.pid_file.write_text("not a pid\n")
-    assert dashboard.running_pid(server) is None
+    assert server.running_pid() is None
     server.pid_file.write_text("1\n")  # alive, but not a dashboard: never signalled
-    assert dashboard.running_pid(server) is None
-    assert dashboard.stop(server) is None and not server.pid_file.exists()
+    assert server.running_pid() is None
+    assert server.stop() is None and not server.pid_file.exists()
 
 
 def test_a_taken_port_is_refused(tmp_path, capsys) -> None:

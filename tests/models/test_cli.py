@@ -14,9 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from models.card import MODEL_RUNS_COLUMNS
 from models.registry import ModelRegistry
-from stocklake.schemas import sql_type
 from stocklake.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -38,18 +36,8 @@ def _run(settings: Settings, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def model_runs(stack: Settings, warehouse_schema: str) -> str:
-    """The model_runs table in the private schema, as the loaders' migration will make it."""
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type(kind, "postgres")))
-        for name, kind in MODEL_RUNS_COLUMNS
-    )
-    with psycopg.connect(stack.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE TABLE {}.model_runs ({})").format(
-                sql.Identifier(warehouse_schema), columns
-            )
-        )
+def model_runs(warehouse_schema: str) -> str:
+    """The private schema, migrated: model_runs is one of its tables (migration 6)."""
     return warehouse_schema
 
 

@@ -8,14 +8,12 @@ import json
 import uuid
 
 import numpy as np
-import psycopg
 import pytest
-from psycopg import sql
 
-from models.card import MODEL_RUNS_COLUMNS, model_run_rows, model_runs_insert_sql
+from models.card import model_run_rows, model_runs_insert_sql
 from models.direction import DIRECTION_FEATURES, DirectionResult
 from models.registry import MODELS_PREFIX, ModelRegistry, RegistryError
-from stocklake.schemas import sql_type
+from stocklake.schemas import MODEL_RUNS_COLUMNS
 from stocklake.settings import Settings
 from tests.models.conftest import drop_schema
 
@@ -88,9 +86,9 @@ def test_a_tampered_model_file_is_refused(
 def test_model_runs_rows_go_into_a_warehouse_table(
     stack: Settings, direction: DirectionResult
 ) -> None:
-    """MODEL_RUNS_COLUMNS as a PostgreSQL table; the INSERT through loaders.run_query."""
+    """The migrated model_runs table takes the rows; the INSERT through loaders.run_query."""
     from infra.postgres_roles import create_warehouse_schema
-    from loaders import run_query
+    from loaders import connect_warehouse, run_query
 
     card = {**direction.card, "version": 4}
     rows = model_run_rows(card, 4)
@@ -99,14 +97,10 @@ def test_model_runs_rows_go_into_a_warehouse_table(
     schema = f"models_{uuid.uuid4().hex[:12]}"
     create_warehouse_schema(stack, schema)
     try:
-        columns = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type(kind, "postgres")))
-            for name, kind in MODEL_RUNS_COLUMNS
-        )
-        with psycopg.connect(stack.postgres_dsn(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE TABLE {}.model_runs ({})").format(sql.Identifier(schema), columns)
-            )
+        with connect_warehouse(
+            stack.model_copy(update={"warehouse": "postgres"}), schema=schema
+        ) as w:
+            w.migrate()
         run_query(stack, model_runs_insert_sql(rows), schema, write=True)
         _, found = run_query(
             stack,

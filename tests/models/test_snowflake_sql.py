@@ -9,10 +9,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from models.card import MODEL_RUNS_COLUMNS, _sql_literal, model_run_rows, model_runs_insert_sql
+from models.card import _sql_literal, model_run_rows, model_runs_insert_sql
 from models.data import DAILY_COLUMNS, QuerySource, read_features
 from models.direction import DirectionResult
-from stocklake.schemas import sql_type
 from stocklake.settings import load_settings
 
 
@@ -47,10 +46,6 @@ def test_the_statements_on_snowflake(
         )
         names = ", ".join([*DAILY_COLUMNS, "loaded_at", "run_id"])
         warehouse.query(f"INSERT INTO {DAILY_FEATURES.name} ({names}) VALUES {values}")
-        columns = ", ".join(
-            f"{name} {sql_type(kind, 'snowflake')}" for name, kind in MODEL_RUNS_COLUMNS
-        )
-        warehouse.query(f"CREATE TABLE model_runs ({columns})")
 
     def query(statement: str):
         return run_query(snowflake, statement)
