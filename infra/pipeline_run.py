@@ -9,8 +9,11 @@
    latest-interval runs that unpausing queues are marked skipped before they start).
 3. Wait for the runs, printing progress. A failed run is named with its failed
    task and the tail of that task's log (exit 1); else each run's summary block.
-4. The DAGs paused again (when they were paused), `stocklake report`, the timings
-   and where to look: Airflow UI, lake console, warehouse.
+4. The DAGs paused again (when they were paused), `stocklake report`.
+5. The models (infra/pipeline_models.py, skipped with --no-models): the bundled history
+   loaded first (before step 2), then one stock_market_training run, then the prediction
+   API; then the dashboard, the timings and where to look: Airflow UI, lake console,
+   dashboard, model API, warehouse.
 
 Re-runs: the backfill reprocesses dates that already ran (Airflow clears those runs
 and runs them again, keeping the earlier tries); the realtime run is deleted and
@@ -39,6 +42,8 @@ from infra.airflow_ui import ui_url
 from infra.dashboard_server import server_for
 from infra.dashboard_server import start as start_dashboard_server
 from infra.local_stack import StackError
+from infra.pipeline_models import TRAINING, load_history, restart_api, trigger_training
+from infra.service import http_ok
 from stocklake.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 BATCH = "stock_market_batch"
@@ -64,6 +69,7 @@ class Plan:
     batch_dates: list[dt.date]
     realtime_date: dt.date | None
     realtime_seconds: int
+    models: bool = True
 
     @property
     def realtime_conf(self) -> dict[str, Any]:
@@ -398,6 +404,17 @@ def run_pipeline(api: AirflowApi, plan: Plan, timings: Timings) -> list[Watched]
     return watched
 
 
+def run_training(api: AirflowApi, timings: Timings) -> Watched:
+    """One stock_market_training run through the scheduler, after the data is loaded."""
+    step("Training the models (stock_market_training)")
+    run_id, logical_date = trigger_training(api)
+    say(f"triggered {run_id} of {TRAINING}")
+    watched = Watched(TRAINING, TRAINING, logical_date)
+    with timings.timed("training run (wall)"), unpaused(api, (TRAINING,)) as unpaused_dags:
+        wait_for_runs(api, [watched], unpaused_dags)
+    return watched
+
+
 def show_results(api: AirflowApi, watched: list[Watched]) -> list[str]:
     """Each run's summary block, or for a failed run its failed task's log tail."""
     step("Each run's summary (from its completion_summary task log)")
@@ -439,6 +456,13 @@ def show_access(settings: Settings) -> None:
     dashboard = server_for(settings)
     if dashboard.running_pid() is not None:
         say(f"  dashboard     {dashboard.url}  (market overview, symbol, real time, pipeline)")
+    api = f"http://{settings.bind_host}:{settings.models_port}"
+    if http_ok(f"{api}/health"):
+        say(f"  model API     {api}/docs  (GET /health, GET /models, POST /predict), e.g.")
+        say(
+            f"                curl -s -X POST {api}/predict -H 'content-type: application/json' "
+            """-d '{"symbol": "AAPL", "date": "2020-12-30"}'"""
+        )
     say(
         '  warehouse     .venv/bin/stocklake sql "SELECT ..."   (read-only; or psql -h '
         f"{settings.postgres_host} -p {settings.postgres_port} -U "
@@ -487,6 +511,11 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, bool]:
     )
     parser.add_argument("--no-realtime", action="store_true", help="the batch backfill only")
     parser.add_argument("--no-report", action="store_true", help="skip `stocklake report`")
+    parser.add_argument(
+        "--no-models",
+        action="store_true",
+        help="skip the bundled history, the training run and the model API",
+    )
     args = parser.parse_args(argv)
     if args.batch_dates:
         dates = [dt.date.fromisoformat(d) for d in args.batch_dates.replace(",", " ").split()]
@@ -495,7 +524,8 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, bool]:
     else:
         dates = [dt.date(2020, 12, 29), dt.date(2020, 12, 30), dt.date(2020, 12, 31)]
     realtime = None if args.no_realtime else dt.date.fromisoformat(args.realtime_date)
-    return Plan(args.source, dates, realtime, args.realtime_seconds), args.no_report
+    plan = Plan(args.source, dates, realtime, args.realtime_seconds, models=not args.no_models)
+    return plan, args.no_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,7 +534,13 @@ def main(argv: list[str] | None = None) -> int:
     timings = Timings()
     try:
         api = start_services(settings, timings)
+        if plan.models:
+            step("The history the models learn from (the bundled files)")
+            with timings.timed("history: produce, land, Spark full refresh, load"):
+                load_history(plan.batch_dates[0], run_command)
         watched = run_pipeline(api, plan, timings)
+        if plan.models and not any(w.run.get("state") == "failed" for w in watched):
+            watched.append(run_training(api, timings))
         failures = show_results(api, watched)
     except (PipelineError, AirflowApiError, StackError, SettingsError, httpx.HTTPError) as error:
         say(f"\nmake run failed: {error}")
@@ -523,7 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with timings.timed("dashboard"):
             start_dashboard(settings)
-    except StackError as error:
+        if plan.models:
+            step("The prediction API")
+            with timings.timed("model API"):
+                restart_api(run_command)
+    except (StackError, PipelineError) as error:
         say(f"\nmake run failed: {error}")
         return 1
     step("Timings")
