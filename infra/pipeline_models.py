@@ -18,10 +18,12 @@ from collections.abc import Callable
 from infra.airflow_api import AirflowApi
 
 TRAINING = "stock_market_training"
-# The history comes from the bundled files, whatever SOURCE the DAG runs use.
+# The history comes from the bundled files (daily bars from 2019-01-02, one week of
+# minutes in May 2019), whatever SOURCE the DAG runs use.
+HISTORY_START = "2019-01-01"
 HISTORY_COMMANDS: tuple[tuple[str, ...], ...] = (
-    ("produce", "historical", "--source", "csv", "--end", "{end}"),
-    ("produce", "historical", "--source", "csv", "--interval", "1m", "--end", "{end}"),
+    ("produce", "historical", "--source", "csv", "--start", "{start}", "--end", "{end}"),
+    ("produce", "historical", "--source", "csv", "--interval", "1m"),
     ("land", "historical", "--until-idle", "5"),
     ("spark", "daily", "--full-refresh"),
     ("spark", "features", "--full-refresh"),
@@ -32,8 +34,8 @@ HISTORY_COMMANDS: tuple[tuple[str, ...], ...] = (
 
 def history_commands(first_batch_date: dt.date) -> list[list[str]]:
     """The `stocklake` commands that load the history before `first_batch_date`."""
-    end = first_batch_date.isoformat()
-    return [[part.format(end=end) for part in command] for command in HISTORY_COMMANDS]
+    dates = {"start": HISTORY_START, "end": first_batch_date.isoformat()}
+    return [[part.format(**dates) for part in command] for command in HISTORY_COMMANDS]
 
 
 def load_history(first_batch_date: dt.date, run_command: Callable[[list[str]], None]) -> None:
