@@ -179,7 +179,11 @@ def stock_market_batch() -> None:
             pipeline_run_id=run_id,
             logical_date=logical_date,
         )
-        return {result.table: summary_of(result) for result in results}
+        return {
+            result.table: f"{result.status}, {result.rows_read} read, {result.rows_inserted} "
+            f"inserted, {result.rows_updated} updated, {result.rows_unchanged} unchanged"
+            for result in results
+        }
 
     @task(execution_timeout=timedelta(minutes=10))
     def data_checks(dates: list[str]) -> dict:

@@ -111,8 +111,8 @@ def stock_market_training() -> None:
         "stock_market_training",
         {"direction": direction, "stress intraday": intraday, "stress daily": daily},
     )
-    # A skipped stress index must not skip the summary.
-    summary.operator.trigger_rule = "all_done"
+    # A skipped stress index must not skip the summary; a failed one fails the run.
+    summary.operator.trigger_rule = "none_failed"
 
 
 stock_market_training()

@@ -60,6 +60,9 @@ class AirflowApi:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self.call("GET", f"/dags/{dag_id}").json()["is_paused"])
+
 
 def wait_for_dags(api: AirflowApi, dag_ids: tuple[str, ...], timeout: float = 180) -> None:
     """The dag-processor has parsed the DAG files (a backfill needs the serialized DAG)."""

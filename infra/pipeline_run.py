@@ -214,7 +214,7 @@ def trigger_realtime(api: AirflowApi, plan: Plan) -> Watched:
 @contextmanager
 def unpaused(api: AirflowApi, dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
     """Unpause the DAGs (Airflow runs nothing of a paused DAG); pause them again after."""
-    was_paused = [d for d in dag_ids if api.call("GET", f"/dags/{d}").json()["is_paused"]]
+    was_paused = [d for d in dag_ids if api.is_paused(d)]
     for dag_id in was_paused:
         api.set_paused(dag_id, False)
     if was_paused:
@@ -303,6 +303,7 @@ def wait_for_runs(api: AirflowApi, watched: list[Watched], unpaused_dags: list[s
                 w.progress = progress
                 say(f"[{time.monotonic() - started:5.0f} s] {w.label}: {progress}")
         skip_unrequested_runs(api, unpaused_dags)
+        pause_when_done(api, watched, unpaused_dags)
         if all(w.finished for w in watched):
             wait_for_other_runs(api, unpaused_dags)
             return
@@ -310,6 +311,16 @@ def wait_for_runs(api: AirflowApi, watched: list[Watched], unpaused_dags: list[s
             unfinished = ", ".join(w.label for w in watched if not w.finished)
             raise PipelineError(f"still not finished after {WAIT_TIMEOUT_S:.0f} s: {unfinished}")
         time.sleep(POLL_S)
+
+
+def pause_when_done(api: AirflowApi, watched: list[Watched], unpaused_dags: list[str]) -> None:
+    """Pause a DAG make run unpaused as soon as its own runs are done, so the scheduler
+    does not start one of its scheduled runs meanwhile (a realtime run of today would
+    move the stream's watermark past the simulated session)."""
+    for dag_id in unpaused_dags:
+        mine = [w for w in watched if w.dag_id == dag_id]
+        if mine and all(w.finished for w in mine) and not api.is_paused(dag_id):
+            api.set_paused(dag_id, True)
 
 
 def report_failure(api: AirflowApi, watched: Watched) -> str:
