@@ -14,107 +14,12 @@ from spark_jobs.daily import run_daily
 from spark_jobs.features import daily_features, intraday_features
 from spark_jobs.features_job import run_features
 from stocklake import lake
-from stocklake.schemas import DAILY_FEATURES_COLUMNS, INTRADAY_FEATURES_COLUMNS
-from stocklake.settings import PROJECT_ROOT
+from tests import reference
 from tests.spark_jobs.rawdata import daily_bars, fb_minute_bars, put_raw_historical
 
-DATA = PROJECT_ROOT / "data"
-DAILY_FILES = {"AAPL": "apple.csv", "META": "facebook.csv", "^GSPC": "sp500.csv"}
+FILES = {symbol: reference.DAILY_FILES[symbol] for symbol in ("AAPL", "META", "^GSPC")}
 # A gap of our own on top of facebook.csv's real one (2020-10-23): a week without AAPL.
-DROPPED = pd.date_range("2020-03-02", "2020-03-06").date
-LOOKBACK_DAYS = 10  # spark_jobs.daily.DEFAULT_LOOKBACK_DAYS, for prev_close
-
-
-def _daily_metrics() -> pd.DataFrame:
-    frames = []
-    for symbol, name in DAILY_FILES.items():
-        bars = pd.read_csv(DATA / "daily" / name, parse_dates=["date"]).sort_values("date")
-        bars["trade_date"] = bars["date"].dt.date
-        if symbol == "AAPL":
-            bars = bars[~bars["trade_date"].isin(DROPPED)]
-        prev_date = bars["date"].shift(1)
-        within = (bars["date"] - prev_date).dt.days <= LOOKBACK_DAYS
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": symbol,
-                    "trade_date": bars["trade_date"],
-                    "daily_close": bars["close"],
-                    "daily_volume": bars["volume"].astype("int64"),
-                    "vwap": (bars["high"] + bars["low"] + bars["close"]) / 3,
-                    "prev_close": bars["close"].shift(1).where(within),
-                }
-            )
-        )
-    metrics = pd.concat(frames, ignore_index=True)
-    metrics["return_pct"] = (
-        (metrics["daily_close"] - metrics["prev_close"]) / metrics["prev_close"] * 100
-    )
-    return metrics
-
-
-def _expected_daily(metrics: pd.DataFrame) -> pd.DataFrame:
-    out = metrics.rename(columns={"daily_close": "close", "daily_volume": "volume"}).copy()
-    out["log_return"] = np.log(out["close"] / out["prev_close"])
-    by = out.groupby("symbol", sort=False)
-
-    def rolling(column: str, n: int, what: str, shift: int = 0) -> pd.Series:
-        series = by[column].shift(shift) if shift else out[column]
-        grouped = series.groupby(out["symbol"], sort=False).rolling(n, min_periods=n)
-        return getattr(grouped, what)().reset_index(level=0, drop=True)
-
-    for n in (7, 14, 30):
-        out[f"sma_{n}"] = rolling("close", n, "mean")
-    out["volatility_20d"] = rolling("log_return", 20, "std") * math.sqrt(252)
-    out["_pv"] = out["vwap"] * out["volume"]
-    out["vwap_20d"] = rolling("_pv", 20, "sum") / rolling("volume", 20, "sum")
-    out["drawdown_pct"] = (out["close"] / by["close"].cummax() - 1) * 100
-    mean = rolling("return_pct", 60, "mean", shift=1)
-    std = rolling("return_pct", 60, "std", shift=1)
-    out["return_zscore_60d"] = (out["return_pct"] - mean) / std
-    return out[[name for name, _ in DAILY_FEATURES_COLUMNS]]
-
-
-def _intraday_bars() -> pd.DataFrame:
-    raw = pd.read_csv(DATA / "intraday" / "fb_week_of_may_20_per_minute.csv")
-    local = pd.to_datetime(raw["date"], format="%Y-%m-%d %H-%M")
-    ts = local.dt.tz_localize("America/New_York").dt.tz_convert("UTC")
-    bars = raw.assign(symbol="META", interval="1m", ts=ts, volume=raw["volume"].astype("int64"))
-    # A gap of five minutes inside a session: windows are event time, not row counts.
-    gap = (ts >= pd.Timestamp("2019-05-21 14:00", tz="UTC")) & (
-        ts < pd.Timestamp("2019-05-21 14:05", tz="UTC")
-    )
-    bars = bars[~gap].sort_values("ts").reset_index(drop=True)
-    bars["trade_date"] = bars["ts"].dt.date
-    return bars[["symbol", "interval", "trade_date", "ts", "high", "low", "close", "volume"]]
-
-
-def _expected_intraday(bars: pd.DataFrame) -> pd.DataFrame:
-    out = bars.copy()
-    session = out.groupby("trade_date", sort=False)
-    out["_r2"] = np.log(out["close"] / session["close"].shift(1)) ** 2
-    out["_pv"] = (out["high"] + out["low"] + out["close"]) / 3 * out["volume"]
-    indexed = out.set_index("ts")
-    for n in (5, 15, 60):
-        anchors = pd.merge_asof(
-            out[["ts", "trade_date"]].assign(_at=out["ts"] - timedelta(minutes=n)),
-            out[["ts", "trade_date", "close"]].rename(columns={"ts": "_at"}),
-            on="_at",
-            by="trade_date",
-            direction="backward",
-        )["close"]
-        full = anchors.notna().to_numpy()
-
-        def window_sum(column: str, n: int = n) -> np.ndarray:
-            grouped = indexed.groupby("trade_date", sort=False)[column]
-            return grouped.rolling(f"{n}min", closed="right").sum().to_numpy()
-
-        out[f"return_{n}m"] = (out["close"] / anchors - 1) * 100
-        out[f"realized_vol_{n}m"] = np.where(full, np.sqrt(window_sum("_r2")), np.nan)
-        out[f"vwap_{n}m"] = np.where(full, window_sum("_pv") / window_sum("volume"), np.nan)
-    out["drawdown_from_high_pct"] = (out["close"] / session["high"].cummax() - 1) * 100
-    out["bar_ts"] = out["ts"]
-    return out[[name for name, _ in INTRADAY_FEATURES_COLUMNS]]
+DROPPED = {"AAPL": set(pd.date_range("2020-03-02", "2020-03-06").date)}
 
 
 def _assert_frames_equal(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str]) -> None:
@@ -133,10 +38,10 @@ def _assert_frames_equal(actual: pd.DataFrame, expected: pd.DataFrame, key: list
 
 
 def test_daily_features_equal_pandas_on_real_bars(spark) -> None:
-    metrics = _daily_metrics()
+    metrics = reference.daily_metrics(FILES, DROPPED)
     frame = spark.createDataFrame(metrics)
     actual = daily_features(frame).toPandas()
-    expected = _expected_daily(metrics)
+    expected = reference.daily_features(metrics)
     _assert_frames_equal(actual, expected, ["symbol", "trade_date"])
     # The first rows: nulls until each window is full, per symbol.
     first = actual[actual["symbol"] == "^GSPC"].sort_values("trade_date").reset_index()
@@ -152,11 +57,11 @@ def test_daily_features_equal_pandas_on_real_bars(spark) -> None:
 
 
 def test_intraday_features_equal_pandas_on_real_minutes(spark) -> None:
-    bars = _intraday_bars()
+    bars = reference.minute_bars(gap=True)
     frame = spark.createDataFrame(bars)
     actual = intraday_features(frame).toPandas()
     actual["bar_ts"] = pd.to_datetime(actual["bar_ts"]).dt.tz_localize("UTC")
-    expected = _expected_intraday(bars)
+    expected = reference.intraday_features(bars)
     _assert_frames_equal(actual, expected, ["symbol", "bar_ts"])
     # Each session starts empty: no 5-minute return before its sixth minute.
     first_day = actual[actual["trade_date"] == actual["trade_date"].min()]
