@@ -8,7 +8,6 @@ check it against them) and loaded the same way.
 
 from __future__ import annotations
 
-import math
 from datetime import date
 
 import numpy as np
@@ -24,15 +23,11 @@ from stocklake.schemas import (
     DAILY_FEATURES_COLUMNS,
     DAILY_METRICS_COLUMNS,
     REALTIME_WINDOW_COLUMNS,
-    SMA_WINDOWS,
-    TRADING_DAYS_PER_YEAR,
-    VOLATILITY_WINDOW,
-    VWAP_WINDOW,
     WINDOW_SIZES,
-    ZSCORE_WINDOW,
     Interval,
     arrow_schema,
 )
+from tests import reference
 
 DAILY = {f.symbol: f.path for f in BUNDLED_FILES if f.interval == Interval.D1}
 MINUTE = next(f for f in BUNDLED_FILES if f.interval != Interval.D1)
@@ -77,36 +72,21 @@ def daily_metrics(bars: pd.DataFrame) -> pa.Table:
     )
 
 
-def _symbol_features(rows: pd.DataFrame) -> pd.DataFrame:
-    close = rows["close"]
-    log_return = np.log(close / close.shift(1))
-    returns = (close / close.shift(1) - 1) * 100
-    vwap = (rows["high"] + rows["low"] + close) / 3
-    volume = rows["volume"].astype("int64")
-    previous = returns.shift(1).rolling(ZSCORE_WINDOW, min_periods=ZSCORE_WINDOW)
-    out = {
-        "symbol": rows["symbol"],
-        "trade_date": rows["date"].dt.date,
-        "close": close,
-        "volume": volume,
-        "return_pct": returns,
-        "log_return": log_return,
-        **{f"sma_{n}": close.rolling(n, min_periods=n).mean() for n in SMA_WINDOWS},
-        f"volatility_{VOLATILITY_WINDOW}d": log_return.rolling(VOLATILITY_WINDOW).std()
-        * math.sqrt(TRADING_DAYS_PER_YEAR),
-        f"vwap_{VWAP_WINDOW}d": (vwap * volume).rolling(VWAP_WINDOW).sum()
-        / volume.rolling(VWAP_WINDOW).sum(),
-        "drawdown_pct": (close / close.cummax() - 1) * 100,
-        f"return_zscore_{ZSCORE_WINDOW}d": (returns - previous.mean()) / previous.std(),
-    }
-    return pd.DataFrame(out)
-
-
 def daily_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """daily_features rows by the issue's definitions (per symbol, over its rows)."""
-    frames = [_symbol_features(rows) for _, rows in bars.groupby("symbol", sort=True)]
-    frame = pd.concat(frames, ignore_index=True)
-    return frame[[name for name, _ in DAILY_FEATURES_COLUMNS]]
+    """daily_features rows of `daily_bars()`-shaped bars: the pandas reference of the
+    README's definitions (tests/reference.py), per symbol over its rows."""
+    metrics = pd.DataFrame(
+        {
+            "symbol": bars["symbol"],
+            "trade_date": bars["date"].dt.date,
+            "daily_close": bars["close"],
+            "daily_volume": bars["volume"].astype("int64"),
+            "vwap": (bars["high"] + bars["low"] + bars["close"]) / 3,
+            "prev_close": bars["prev_close"],
+        }
+    ).sort_values(["symbol", "trade_date"], ignore_index=True)
+    metrics["return_pct"] = (metrics["daily_close"] / metrics["prev_close"] - 1) * 100
+    return reference.daily_features(metrics)
 
 
 def window_metrics() -> pa.Table:
