@@ -24,11 +24,11 @@ from loaders import connect_warehouse
 from stocklake.schemas import REALTIME_WINDOW_COLUMNS
 from stocklake.settings import Settings
 from tests.dashboard import data
-from tests.dashboard.conftest import copy_rows, drop_schema
 from tests.dashboard.test_browser import PAGES as BROWSER_PAGES
 from tests.dashboard.test_browser import open_page, remove_log, run_dashboard
 from tests.dashboard.test_pages import APP, PAGES
 from tests.private_stack import free_port
+from tests.warehouse import copy_rows, drop_schema
 
 pytestmark = pytest.mark.services
 

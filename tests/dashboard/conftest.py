@@ -9,54 +9,20 @@ schema through WAREHOUSE_SCHEMA, as a user would.
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-import psycopg
 import pytest
-from psycopg import sql
 
 import loaders
 from infra.postgres_roles import create_warehouse_schema
 from stocklake.s3 import lake_filesystem, s3_client
 from stocklake.settings import Settings, get_settings, load_settings
+from tests.browser import chromium
 from tests.dashboard import data
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def drop_schema(settings: Settings, schema: str) -> None:
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def copy_rows(settings: Settings, schema: str, table: str, frame: pd.DataFrame) -> None:
-    """COPY a frame (its columns in the table's order) into schema.table, as the pipeline."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(
-        sql.Identifier(schema),
-        sql.Identifier(table),
-        sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns),
-    )
-    with (
-        psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn,
-        conn.cursor().copy(copy) as out,
-    ):
-        out.write(buffer.getvalue())
+from tests.warehouse import drop_schema
 
 
 @pytest.fixture(scope="package")
@@ -114,13 +80,8 @@ def dashboard_env(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="package")
 def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make system-deps`"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="package")

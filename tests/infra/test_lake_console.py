@@ -24,22 +24,11 @@ import pytest
 
 from infra.s3_server import S3Server, console_login, s3_client
 from stocklake.settings import Settings
+from tests.browser import chromium
 from tests.private_stack import cli
 
 pytestmark = pytest.mark.services
 
-CHROMIUM = "/usr/bin/chromium"
-# The flags of the project's "testing as a person would" notes; Playwright adds
-# --headless and a new empty --user-data-dir itself.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SYMBOLS = ("AAPL", "AMZN", "GOOGL")
 # 2020-11-02 .. 2020-12-31: 42 trading days a symbol, in two month= partitions.
 START, END, DAYS = "2020-11-01", "2021-01-01", 42
@@ -119,13 +108,8 @@ def _delete_bucket(settings: Settings, bucket: str) -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make system-deps`"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

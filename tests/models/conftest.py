@@ -3,20 +3,18 @@ and a private warehouse schema holding daily_features (for the API's lookups).""
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterator
 
 import pandas as pd
-import psycopg
 import pytest
-from psycopg import sql
 
 from models.direction import DirectionResult, train_direction
 from models.registry import ModelRegistry
 from stocklake.s3 import s3_client
 from stocklake.settings import Settings
 from tests.models import data
+from tests.warehouse import copy_rows, drop_schema
 
 
 @pytest.fixture(scope="session")
@@ -66,26 +64,6 @@ def registry(lake_settings: Settings) -> Iterator[ModelRegistry]:
             Bucket=found.bucket,
             Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]]},
         )
-
-
-def drop_schema(settings: Settings, schema: str) -> None:
-    with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-
-
-def copy_rows(settings: Settings, schema: str, table: str, frame: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, na_rep="\\N")
-    copy = sql.SQL("COPY {}.{} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(
-        sql.Identifier(schema),
-        sql.Identifier(table),
-        sql.SQL(", ").join(sql.Identifier(name) for name in frame.columns),
-    )
-    with (
-        psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn,
-        conn.cursor().copy(copy) as out,
-    ):
-        out.write(buffer.getvalue())
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from models.direction import DIRECTION_FEATURES, DirectionResult
 from models.registry import MODELS_PREFIX, ModelRegistry, RegistryError
 from stocklake.schemas import MODEL_RUNS_COLUMNS
 from stocklake.settings import Settings
-from tests.models.conftest import drop_schema
+from tests.warehouse import drop_schema
 
 pytestmark = pytest.mark.services
 
