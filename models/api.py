@@ -75,6 +75,32 @@ def _unprocessable(message: str) -> HTTPException:
     return HTTPException(status_code=422, detail=message)
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def serve_docs_offline(app: FastAPI) -> None:
+    """`/docs` from the Swagger UI files installed with the project (swagger-ui-bundle),
+    not from a CDN: the page works on a machine without internet. That Swagger UI (4.x)
+    reads OpenAPI 3.0, so the schema is served as 3.0.3 (nothing here needs 3.1)."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.openapi_version = "3.0.3"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), "docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title}: docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+
 def create_app(
     registry: ModelRegistry,
     source: FeatureSource | None = None,
@@ -95,7 +121,10 @@ def create_app(
         title="stocklake prediction API",
         description=f"Model {name!r} v{card['version']}: {card.get('description', '')}",
         version=str(card["version"]),
+        docs_url=None,
+        redoc_url=None,
     )
+    serve_docs_offline(app)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:  # pragma: no cover

@@ -26,6 +26,7 @@ from models.direction import (
 )
 from models.registry import ModelRegistry
 from stocklake.settings import Settings
+from tests.browser import chromium
 
 pytestmark = pytest.mark.services
 
@@ -135,6 +136,26 @@ def test_health_models_and_docs(api: httpx.Client, published) -> None:
     assert listed["versions"][0]["training_range"] == published[1].card["training_range"]
     assert api.get("/docs").status_code == 200
     assert "/predict" in api.get("/openapi.json").json()["paths"]
+
+
+def test_the_docs_page_renders_offline_in_a_browser(
+    servers: dict[str, Server], tmp_path_factory
+) -> None:
+    """Chromium draws /docs from the project's own Swagger UI files (no CDN on this
+    machine): every endpoint is listed, and nothing is fetched from elsewhere."""
+    shots = tmp_path_factory.mktemp("api-docs")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{servers['latest'].url}/docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert {"/health", "/models", "/predict"} <= {path.strip() for path in paths}
+        assert "Error" not in page.locator(".information-container").inner_text()
+        page.screenshot(path=shots / "api-docs.png", full_page=True)
+    outside = [url for url in requested if not url.startswith(servers["latest"].url)]
+    assert outside == [], outside
 
 
 def test_predict_by_symbol_and_date(api: httpx.Client, daily: pd.DataFrame, published) -> None:
