@@ -12,8 +12,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from stocklake.schemas import WINDOW_SIZES
+
 ZSCORE_LIMIT = 2.0
-WINDOW_COLORS = {"15m": "#1f77b4", "1h": "#ff7f0e"}
+WINDOW_COLORS = dict(zip(WINDOW_SIZES, ("#1f77b4", "#ff7f0e"), strict=True))
 # Distinct from the candles' green and red.
 SMA_COLORS = ("#ff7f0e", "#9467bd", "#17becf")
 HEIGHT = 360

@@ -44,6 +44,7 @@ from infra.dashboard_server import start as start_dashboard_server
 from infra.local_stack import StackError
 from infra.pipeline_models import TRAINING, load_history, restart_api, trigger_training
 from infra.service import http_ok
+from stocklake.schemas import Clock, HistoricalSource
 from stocklake.settings import PROJECT_ROOT, Settings, SettingsError, get_settings
 
 BATCH = "stock_market_batch"
@@ -73,7 +74,11 @@ class Plan:
 
     @property
     def realtime_conf(self) -> dict[str, Any]:
-        return {"duration_seconds": self.realtime_seconds, "rate": 200, "clock": "accelerated"}
+        return {
+            "duration_seconds": self.realtime_seconds,
+            "rate": 200,
+            "clock": Clock.ACCELERATED.value,
+        }
 
 
 @dataclass
@@ -530,7 +535,7 @@ def parse_plan(argv: list[str] | None) -> tuple[Plan, bool]:
     args = parser.parse_args(argv)
     if args.batch_dates:
         dates = [dt.date.fromisoformat(d) for d in args.batch_dates.replace(",", " ").split()]
-    elif args.source == "yfinance":
+    elif args.source == HistoricalSource.YFINANCE:
         dates = yfinance_dates(dt.date.today())
     else:
         dates = [dt.date(2020, 12, 29), dt.date(2020, 12, 30), dt.date(2020, 12, 31)]
