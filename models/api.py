@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -101,6 +102,25 @@ def serve_docs_offline(app: FastAPI) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Served:
+    """The one model version an app serves, with where it reads features."""
+
+    name: str
+    model: Any
+    card: dict[str, Any]
+    registry: ModelRegistry
+    source: FeatureSource | None
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.card["features"])
+
+    @property
+    def history_rows(self) -> int:
+        return int(self.card.get("history_rows", HISTORY_ROWS))
+
+
 def create_app(
     registry: ModelRegistry,
     source: FeatureSource | None = None,
@@ -115,8 +135,7 @@ def create_app(
             f"model {name!r} is a {card.get('kind', 'model')}, not a classifier: "
             "the API serves the direction model"
         )
-    features: list[str] = list(card["features"])
-    history_rows = int(card.get("history_rows", HISTORY_ROWS))
+    served = Served(name, model, card, registry, source)
     app = FastAPI(
         title="stocklake prediction API",
         description=f"Model {name!r} v{card['version']}: {card.get('description', '')}",
@@ -131,111 +150,121 @@ def create_app(
         log.exception("unexpected error")
         return JSONResponse(status_code=503, content={"detail": f"{type(error).__name__}: {error}"})
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "model": name,
-            "version": card["version"],
-            "training_range": card["training_range"],
-            "data_fingerprint": card["data_fingerprint"],
-            "trained_at": card["trained_at"],
-            "git_commit": card["git_commit"],
-            "features": features,
-            "feature_source": source is not None,
-        }
-
-    @app.get("/models")
-    def versions() -> dict[str, Any]:
-        listed = []
-        for number in registry.versions(name):
-            other = registry.card(name, number)
-            listed.append(
-                {
-                    "version": number,
-                    "training_range": other["training_range"],
-                    "trained_at": other["trained_at"],
-                    "data_fingerprint": other["data_fingerprint"],
-                    "test": other["metrics"].get("test", {}).get("model"),
-                }
-            )
-        return {"model": name, "serving": card["version"], "versions": listed}
-
-    def _lookup(symbol: str, day: date) -> dict[str, float]:
-        if source is None:
-            raise HTTPException(
-                status_code=422,
-                detail="this server has no feature source: send {'features': {...}}",
-            )
-        if not is_symbol(symbol):
-            raise _unprocessable(f"{symbol!r} is not a symbol (A-Z, digits, '.', '-', '^')")
-        try:
-            history = source.history(symbol, day, history_rows)
-            known = len(history) > 0 or source.has_symbol(symbol)
-        except Exception as error:
-            log.exception("feature lookup failed")
-            raise HTTPException(
-                status_code=503, detail=f"the feature source failed: {type(error).__name__}"
-            ) from None
-        if not known:
-            raise HTTPException(status_code=404, detail=f"unknown symbol {symbol!r}")
-        if not len(history) or history["trade_date"].iloc[-1] != day:
-            raise HTTPException(
-                status_code=404,
-                detail=f"no daily_features row for {symbol} on {day.isoformat()} "
-                "(not a trading day, or not loaded)",
-            )
-        values = features_at(history)
-        missing = [key for key, value in values.items() if not math.isfinite(value)]
-        if missing:
-            raise _unprocessable(
-                f"the features of {symbol} on {day.isoformat()} cannot be computed "
-                f"(too little history): {', '.join(missing)} missing"
-            )
-        return values
+    app.get("/health")(lambda: health_of(served))
+    app.get("/models")(lambda: versions_of(served))
 
     @app.post("/predict", response_model=Prediction, response_model_by_alias=True)
     def predict(request: PredictRequest) -> dict[str, Any]:
-        by_symbol = request.symbol is not None or request.day is not None
-        if by_symbol and request.features is not None:
-            raise _unprocessable("give a symbol and a date, or features, not both")
-        if request.features is not None:
-            values = request.features
-            missing = [key for key in features if key not in values]
-            extra = sorted(set(values) - set(features))
-            if missing or extra:
-                raise _unprocessable(
-                    "features must be exactly the model's: "
-                    + "; ".join(
-                        part
-                        for part in (
-                            f"missing {', '.join(missing)}" if missing else "",
-                            f"unknown {', '.join(extra)}" if extra else "",
-                        )
-                        if part
-                    )
-                )
-            bad = [key for key in features if not math.isfinite(values[key])]
-            if bad:
-                raise _unprocessable(f"feature values must be finite: {', '.join(bad)}")
-        elif request.symbol is None or request.day is None:
-            raise _unprocessable(
-                "give both symbol and date, or features"
-                if by_symbol
-                else "empty request: give a symbol and a date, or features"
-            )
-        else:
-            values = _lookup(request.symbol, request.day)
-        row = np.array([[float(values[key]) for key in features]])
-        probability = float(model.predict_proba(row)[0, 1])
-        return {
-            "model": name,
-            "version": card["version"],
-            "probability": probability,
-            "class": int(probability >= 0.5),
-            "symbol": request.symbol,
-            "date": request.day.isoformat() if request.day else None,
-            "features": {key: float(values[key]) for key in features},
-        }
+        return prediction(served, request)
 
     return app
+
+
+def health_of(served: Served) -> dict[str, Any]:
+    """GET /health: the served model, its version, training range and fingerprint."""
+    card = served.card
+    return {
+        "status": "ok",
+        "model": served.name,
+        "version": card["version"],
+        "training_range": card["training_range"],
+        "data_fingerprint": card["data_fingerprint"],
+        "trained_at": card["trained_at"],
+        "git_commit": card["git_commit"],
+        "features": served.features,
+        "feature_source": served.source is not None,
+    }
+
+
+def versions_of(served: Served) -> dict[str, Any]:
+    """GET /models: every published version of the served model."""
+    listed = []
+    for number in served.registry.versions(served.name):
+        other = served.registry.card(served.name, number)
+        listed.append(
+            {
+                "version": number,
+                "training_range": other["training_range"],
+                "trained_at": other["trained_at"],
+                "data_fingerprint": other["data_fingerprint"],
+                "test": other["metrics"].get("test", {}).get("model"),
+            }
+        )
+    return {"model": served.name, "serving": served.card["version"], "versions": listed}
+
+
+def prediction(served: Served, request: PredictRequest) -> dict[str, Any]:
+    """POST /predict: by symbol and date (features looked up) or by feature values."""
+    by_symbol = request.symbol is not None or request.day is not None
+    if by_symbol and request.features is not None:
+        raise _unprocessable("give a symbol and a date, or features, not both")
+    if request.features is not None:
+        values = checked_features(request.features, served.features)
+    elif request.symbol is None or request.day is None:
+        raise _unprocessable(
+            "give both symbol and date, or features"
+            if by_symbol
+            else "empty request: give a symbol and a date, or features"
+        )
+    else:
+        values = looked_up(served, request.symbol, request.day)
+    row = np.array([[float(values[key]) for key in served.features]])
+    probability = float(served.model.predict_proba(row)[0, 1])
+    return {
+        "model": served.name,
+        "version": served.card["version"],
+        "probability": probability,
+        "class": int(probability >= 0.5),
+        "symbol": request.symbol,
+        "date": request.day.isoformat() if request.day else None,
+        "features": {key: float(values[key]) for key in served.features},
+    }
+
+
+def checked_features(values: dict[str, float], features: list[str]) -> dict[str, float]:
+    """Given feature values: exactly the model's, every one finite (else a 422)."""
+    missing = [key for key in features if key not in values]
+    extra = sorted(set(values) - set(features))
+    if missing or extra:
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unknown {', '.join(extra)}"] if extra else []
+        raise _unprocessable("features must be exactly the model's: " + "; ".join(parts))
+    bad = [key for key in features if not math.isfinite(values[key])]
+    if bad:
+        raise _unprocessable(f"feature values must be finite: {', '.join(bad)}")
+    return values
+
+
+def looked_up(served: Served, symbol: str, day: date) -> dict[str, float]:
+    """The model's features of `symbol` as of `day`, from the feature source (4xx/503)."""
+    if served.source is None:
+        raise HTTPException(
+            status_code=422,
+            detail="this server has no feature source: send {'features': {...}}",
+        )
+    if not is_symbol(symbol):
+        raise _unprocessable(f"{symbol!r} is not a symbol (A-Z, digits, '.', '-', '^')")
+    try:
+        history = served.source.history(symbol, day, served.history_rows)
+        known = len(history) > 0 or served.source.has_symbol(symbol)
+    except Exception as error:
+        log.exception("feature lookup failed")
+        raise HTTPException(
+            status_code=503, detail=f"the feature source failed: {type(error).__name__}"
+        ) from None
+    if not known:
+        raise HTTPException(status_code=404, detail=f"unknown symbol {symbol!r}")
+    if not len(history) or history["trade_date"].iloc[-1] != day:
+        raise HTTPException(
+            status_code=404,
+            detail=f"no daily_features row for {symbol} on {day.isoformat()} "
+            "(not a trading day, or not loaded)",
+        )
+    values = features_at(history)
+    missing = [key for key, value in values.items() if not math.isfinite(value)]
+    if missing:
+        raise _unprocessable(
+            f"the features of {symbol} on {day.isoformat()} cannot be computed "
+            f"(too little history): {', '.join(missing)} missing"
+        )
+    return values
