@@ -60,6 +60,8 @@ from stocklake.schemas import HistoricalSource, Interval
     },
 )
 def stock_market_batch() -> None:
+    # Long by design (about 190 lines): a TaskFlow DAG's body is its tasks' definitions,
+    # each a few lines of wiring that call a stage; split up, the DAG would be scattered.
     @task(multiple_outputs=True, execution_timeout=timedelta(minutes=10))
     def produce_bars(data_interval_start=None, data_interval_end=None, params=None) -> dict:
         """Send the bars of the interval's trading dates to Kafka; skip a run without any.

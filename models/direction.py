@@ -146,6 +146,8 @@ def train_direction(daily: pd.DataFrame, *, seed: int = DEFAULT_SEED) -> Directi
     return fit_direction(direction_frame(daily), seed=seed)
 
 
+# Over 60 lines: the fit, the two baselines and their scores on each part read best in
+# one place; each step is a few lines (the split, the C grid, the baselines, the card).
 def fit_direction(frame: pd.DataFrame, *, seed: int = DEFAULT_SEED) -> DirectionResult:
     """`train_direction` on prepared rows (`direction_frame`: key, features, label)."""
     if frame.empty:

@@ -182,18 +182,10 @@ def _part_scores(alarms: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     }
 
 
-def train_stress(
-    features: pd.DataFrame,
-    kind: str = INTRADAY,
-    *,
-    drop_pct: float | None = None,
-    horizon: int | None = None,
-) -> StressResult:
-    """Fit the z-scores on the train part, tune the threshold on validate, score on test.
-
-    `kind`: INTRADAY (rows of intraday_features; `horizon` in minutes) or DAILY (rows of
-    daily_features; `horizon` in trading days).
-    """
+def _labelled(
+    features: pd.DataFrame, kind: str, drop_pct: float | None, horizon: int | None
+) -> tuple[pd.DataFrame, float, int, int, str]:
+    """The rows with their label: (frame, drop %, horizon, split embargo, horizon unit)."""
     if kind == INTRADAY:
         drop = DEFAULT_INTRADAY_DROP_PCT if drop_pct is None else drop_pct
         ahead = DEFAULT_INTRADAY_HORIZON_MINUTES if horizon is None else horizon
@@ -210,6 +202,38 @@ def train_stress(
         raise StressError("the drop (%) must be positive and the horizon at least 1")
     if frame.empty:
         raise StressError(f"{kind}: no row has every component and a complete horizon")
+    return frame, drop, ahead, embargo, unit
+
+
+def _metrics(
+    alarms: np.ndarray, labels: np.ndarray, split: TimeSplit, threshold: float
+) -> dict[str, dict[str, Any]]:
+    """Precision, recall and F1 of the index and of always-alarm, on validate and test."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for part in ("validate", "test"):
+        mask = getattr(split, part)
+        metrics[part] = {
+            "stress_index": {**_part_scores(alarms[mask], labels[mask]), "threshold": threshold},
+            "always_alarm": _part_scores(np.ones(int(mask.sum()), bool), labels[mask]),
+        }
+    return metrics
+
+
+def train_stress(
+    features: pd.DataFrame,
+    kind: str = INTRADAY,
+    *,
+    drop_pct: float | None = None,
+    horizon: int | None = None,
+) -> StressResult:
+    """Fit the z-scores on the train part, tune the threshold on validate, score on test.
+
+    (Over 60 lines only by its model card, one dict literal of what a reader needs.)
+
+    `kind`: INTRADAY (rows of intraday_features; `horizon` in minutes) or DAILY (rows of
+    daily_features; `horizon` in trading days).
+    """
+    frame, drop, ahead, embargo, unit = _labelled(features, kind, drop_pct, horizon)
     try:
         split = time_split(frame["trade_date"], embargo=embargo)
     except ValueError as error:
@@ -232,16 +256,7 @@ def train_stress(
     index.threshold = tuned.threshold
     alarms = scores >= tuned.threshold
 
-    metrics: dict[str, dict[str, Any]] = {}
-    for part in ("validate", "test"):
-        mask = getattr(split, part)
-        metrics[part] = {
-            "stress_index": {
-                **_part_scores(alarms[mask], labels[mask]),
-                "threshold": tuned.threshold,
-            },
-            "always_alarm": _part_scores(np.ones(int(mask.sum()), bool), labels[mask]),
-        }
+    metrics = _metrics(alarms, labels, split, tuned.threshold)
     key = KEYS[kind]
     ranges = split.ranges(frame["trade_date"])
     card = {

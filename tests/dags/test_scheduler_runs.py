@@ -15,9 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from infra.airflow_api import AirflowApi, log_lines
 from infra.airflow_env import admin_login
+from infra.airflow_runs import SUMMARY_TASK
 from infra.airflow_ui import ui_url
-from infra.pipeline_run import BATCH, SUMMARY_TASK, AirflowApi, batch_logical_date, log_lines
+from infra.pipeline_run import BATCH, batch_logical_date
 from stocklake.settings import load_settings
 from tests.private_stack import ROOT, cli, free_port, stack_env
 
