@@ -41,7 +41,10 @@ def private_env(tmp_path_factory) -> Iterator[dict[str, str]]:
 def pipeline(private_env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "infra.pipeline_run", "--source", "csv"]
-        + ["--batch-dates", TRADE_DATE, "--no-realtime", "--no-report"],
+        # The model steps (a Spark full refresh of the bundled history, a training run)
+        # would double this test's time: tests/models trains through the same calls,
+        # and tests/infra/test_pipeline_models.py checks make run's plan for them.
+        + ["--batch-dates", TRADE_DATE, "--no-realtime", "--no-report", "--no-models"],
         cwd=ROOT,
         env=private_env,
         capture_output=True,

@@ -77,15 +77,16 @@ def _features(spark, settings, base: str) -> pd.DataFrame:
 @pytest.mark.services
 def test_an_incremental_run_equals_the_full_refresh(spark, lake_settings, s3_client) -> None:
     bars = [
-        *daily_bars("apple.csv", "AAPL", "2019-09-01", "2020-03-31"),
-        *daily_bars("netflix.csv", "NFLX", "2019-09-01", "2020-03-31"),
+        # 2020-03-16 has 71 rows before it: the 60-day z-score and SMA 30 are full.
+        *daily_bars("apple.csv", "AAPL", "2019-12-01", "2020-03-20"),
+        *daily_bars("netflix.csv", "NFLX", "2019-12-01", "2020-03-20"),
         *fb_minute_bars(),
     ]
     put_raw_historical(s3_client, lake_settings.lake_bucket, bars)
     run_daily(lake_settings, full_refresh=True, spark=spark)
     full = run_features(lake_settings, full_refresh=True, spark=spark)
     assert full.intraday_rows == len(fb_minute_bars())
-    assert len(full.daily_dates_written) > 140
+    assert len(full.daily_dates_written) == 81  # 76 trading days and FB's 5 minute sessions
     daily = _features(spark, lake_settings, lake.PROCESSED_FEATURES_DAILY)
     intraday = _features(spark, lake_settings, lake.PROCESSED_FEATURES_INTRADAY)
     # Remove one date of each, then compute just that date.
