@@ -43,7 +43,9 @@ def tables(counts: pd.DataFrame) -> None:
             rows=counts["rows"].map(_rows_text),
             to_fill=counts["fill_command"].where(missing, ""),
         )
-        st.dataframe(shown[["table", "rows", "to_fill"]], hide_index=True)
+        # The command column only when a table is still missing.
+        columns = ["table", "rows", "to_fill"] if missing.any() else ["table", "rows"]
+        st.dataframe(shown[columns], hide_index=True)
 
 
 def _rows_text(rows: object) -> str:
