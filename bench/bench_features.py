@@ -1,20 +1,20 @@
 """Benchmark: the rolling features (spark_jobs/features.py) against DuckDB window functions.
 
 On generated data written once as local parquet, in one run:
-  daily:    N years x M symbols of daily metrics rows (default 10 x 500, ~1.26M rows)
-  intraday: D sessions x S symbols of 1-minute bars (default 21 x 20, ~164k rows)
+  daily:    N years x M symbols of daily metrics rows (sizes 10 y x 50, 150, 500 symbols:
+            126k, 378k, 1.26M rows)
+  intraday: D sessions x S symbols of 1-minute bars (21 sessions x 2, 6, 20 symbols)
 each computed by Spark (the project's functions, local[*]) and by DuckDB SQL (the same
 definitions) from the same files, both writing parquet. Prints wall time, rows/s and the
 Spark/DuckDB ratio, checks the two agree, and writes the figures as JSON
 (bench/results/bench_features.json).
 
-    python bench/bench_features.py [--years 10 --symbols 500 --sessions 21 --minute-symbols 20]
+    python bench/bench_features.py [--years 10 --symbols 50,150,500 --minute-symbols 2,6,20]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results import per_record_us, save  # noqa: E402
 from stocklake.schemas import (  # noqa: E402
     DAILY_FEATURES_COLUMNS,
     INTRADAY_FEATURES_COLUMNS,
@@ -35,8 +36,6 @@ from stocklake.schemas import (  # noqa: E402
     SMA_WINDOWS,
 )
 from stocklake.settings import get_settings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
 
 
 def daily_metrics(years: int, symbols: int, seed: int = 7) -> pa.Table:
@@ -179,65 +178,100 @@ def agree(
         raise SystemExit(f"row counts differ: Spark {len(a)}, DuckDB {len(b)}")
 
 
+def measure_size(spark, tmp: Path, inputs: dict, cores: int) -> dict[str, dict]:
+    """Spark then DuckDB on each kind's parquet at one size; they must agree."""
+    figures: dict[str, dict] = {}
+    for kind, (table, columns, key) in inputs.items():
+        source = tmp / f"{kind}.parquet"
+        pq.write_table(table, source)
+        run_spark(spark, kind, source, tmp / f"{kind}-warmup")  # JIT and session warm-up
+        spark_s = run_spark(spark, kind, source, tmp / f"{kind}-spark")
+        duck_s = run_duckdb(kind, source, tmp / f"{kind}-duckdb.parquet", cores)
+        agree(tmp / f"{kind}-spark", tmp / f"{kind}-duckdb.parquet", columns, key)
+        figures[kind] = {"rows": table.num_rows, "spark": spark_s, "duckdb": duck_s}
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--years", type=int, default=10)
-    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument(
+        "--symbols", default="50,150,500", help="comma-separated: one size per value"
+    )
     parser.add_argument("--sessions", type=int, default=21)
-    parser.add_argument("--minute-symbols", type=int, default=20)
+    parser.add_argument("--minute-symbols", default="2,6,20", help="one per size, same count")
     parser.add_argument("--cores", type=int, default=2, help="Spark local[N] and DuckDB threads")
     args = parser.parse_args(argv)
+    symbols = [int(value) for value in args.symbols.split(",")]
+    minute_symbols = [int(value) for value in args.minute_symbols.split(",")]
+    if len(symbols) != len(minute_symbols):
+        parser.error("--symbols and --minute-symbols need the same number of sizes")
     from spark_jobs.session import build_spark
 
     settings = get_settings().model_copy(update={"spark_master": f"local[{args.cores}]"})
-    figures: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-features-") as folder:
-        tmp = Path(folder)
-        inputs = {
-            "daily": (
-                daily_metrics(args.years, args.symbols),
-                DAILY_FEATURES_COLUMNS,
-                ["symbol", "trade_date"],
-            ),
-            "intraday": (
-                minute_bars(args.sessions, args.minute_symbols),
-                INTRADAY_FEATURES_COLUMNS,
-                ["symbol", "bar_ts"],
-            ),
-        }
-        spark = build_spark(settings, "bench-features", {"spark.driver.memory": "2g"})
-        try:
-            for kind, (table, columns, key) in inputs.items():
-                source = tmp / f"{kind}.parquet"
-                pq.write_table(table, source)
-                run_spark(spark, kind, source, tmp / f"{kind}-warmup")  # JIT and session warm-up
-                spark_s = run_spark(spark, kind, source, tmp / f"{kind}-spark")
-                duck_s = run_duckdb(kind, source, tmp / f"{kind}-duckdb.parquet", args.cores)
-                agree(tmp / f"{kind}-spark", tmp / f"{kind}-duckdb.parquet", columns, key)
-                rows = table.num_rows
-                figures[kind] = {
-                    "rows": rows,
-                    "spark_seconds": round(spark_s, 2),
-                    "spark_rows_per_second": round(rows / spark_s),
-                    "duckdb_seconds": round(duck_s, 2),
-                    "duckdb_rows_per_second": round(rows / duck_s),
-                    "spark_over_duckdb": round(spark_s / duck_s, 2),
-                }
-        finally:
-            spark.stop()
-    header = ("features", "rows", "Spark s", "rows/s", "DuckDB s", "rows/s", "ratio")
-    print(f"{header[0]:<10}" + "".join(f"{name:>12}" for name in header[1:]))
-    for kind, f in figures.items():
-        print(
-            f"{kind:<10}{f['rows']:>12,}{f['spark_seconds']:>12}{f['spark_rows_per_second']:>12,}"
-            f"{f['duckdb_seconds']:>12}{f['duckdb_rows_per_second']:>12,}{f['spark_over_duckdb']:>12}"
-        )
-    print("Spark and DuckDB agree on every feature (rtol 1e-9).")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_features.json").write_text(
-        json.dumps({"cores": args.cores, **figures}, indent=2)
+    spark = build_spark(settings, "bench-features", {"spark.driver.memory": "2g"})
+    sizes = []
+    try:
+        for daily_symbols, minute_count in zip(symbols, minute_symbols, strict=True):
+            inputs = {
+                "daily": (
+                    daily_metrics(args.years, daily_symbols),
+                    DAILY_FEATURES_COLUMNS,
+                    ["symbol", "trade_date"],
+                ),
+                "intraday": (
+                    minute_bars(args.sessions, minute_count),
+                    INTRADAY_FEATURES_COLUMNS,
+                    ["symbol", "bar_ts"],
+                ),
+            }
+            with tempfile.TemporaryDirectory(prefix="bench-features-") as folder:
+                figures = measure_size(spark, Path(folder), inputs, args.cores)
+            sizes.extend(size_rows(figures, daily_symbols, minute_count, args))
+    finally:
+        spark.stop()
+    print("Spark and DuckDB agree on every feature at every size (rtol 1e-9).")
+    daily_top = [size for size in sizes if size["label"].startswith("daily")][-1]
+    intraday_top = [size for size in sizes if size["label"].startswith("intraday")][-1]
+    save(
+        "bench_features",
+        {
+            "cores": args.cores,
+            "sizes": sizes,
+            "ratios": {
+                "daily_spark_over_duckdb": daily_top["ratio"],
+                "intraday_spark_over_duckdb": intraday_top["ratio"],
+            },
+        },
     )
     return 0
+
+
+def size_rows(figures: dict[str, dict], daily_symbols: int, minute_count: int, args) -> list:
+    """One row per kind at this size, printed as measured."""
+    rows = []
+    labels = {
+        "daily": f"daily, {args.years} y x {daily_symbols} symbols",
+        "intraday": f"intraday, {args.sessions} sessions x {minute_count} symbols",
+    }
+    for kind, figure in figures.items():
+        records, spark_s, duck_s = figure["rows"], figure["spark"], figure["duckdb"]
+        row = {
+            "label": labels[kind],
+            "records": records,
+            "seconds": {"spark": round(spark_s, 2), "duckdb": round(duck_s, 2)},
+            "us_per_record": {
+                "spark": per_record_us(spark_s, records),
+                "duckdb": per_record_us(duck_s, records),
+            },
+            "ratio": round(spark_s / duck_s, 2),
+        }
+        print(
+            f"{row['label']:<36} {records:>10,} rows  Spark {spark_s:6.2f} s"
+            f"  DuckDB {duck_s:6.2f} s  ratio {row['ratio']:5.2f}"
+        )
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":
