@@ -1,0 +1,171 @@
+"""The governance contracts, defined once: run metadata, ingestion fingerprints, data-quality
+results and drift alerts (their columns, keys and allowed values).
+
+The warehouse tables (`loaders/tables.py`), the quality suite (`quality/`), the CLI's
+`stocklake runs` / `stocklake check` and the DAGs all derive from these lists.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from stocklake.schemas import Columns
+
+
+class RunStatus(StrEnum):
+    """How a pipeline run or one of its stages stands."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RunKind(StrEnum):
+    """Who started a pipeline run."""
+
+    DAG = "dag"  # an Airflow DAG run; run_id is Airflow's
+    CLI = "cli"  # a `stocklake` command; run_id is made by the CLI
+
+
+class Severity(StrEnum):
+    """What a failed check does: WARN records it and goes on, FAIL stops the run."""
+
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class CheckStatus(StrEnum):
+    """One check's outcome on one partition."""
+
+    PASSED = "passed"
+    WARNED = "warned"  # failed at severity warn
+    FAILED = "failed"  # failed at severity fail
+
+
+class Dataset(StrEnum):
+    """The datasets the quality suite declares checks for (`stocklake check DATASET`)."""
+
+    RAW_BARS = "raw_bars"  # raw/historical/year=/month=/day=/
+    RAW_TICKS = "raw_ticks"  # raw/realtime/year=/month=/day=/hour=/
+    DAILY_METRICS = "daily_metrics"  # processed/historical/date=/ and its warehouse table
+    DAILY_FEATURES = "daily_features"
+    INTRADAY_FEATURES = "intraday_features"
+    WINDOW_METRICS = "window_metrics"  # processed/realtime/window=/date=/
+
+
+class CheckName(StrEnum):
+    """Every check the quality suite knows; each dataset declares the ones it runs."""
+
+    KEYS_NOT_NULL = "keys_not_null"
+    KEYS_UNIQUE = "keys_unique"
+    OHLC_CONSISTENT = "ohlc_consistent"  # low <= open, close <= high
+    VOLUME_NON_NEGATIVE = "volume_non_negative"
+    DUPLICATE_TIMESTAMPS = "duplicate_timestamps"  # per symbol
+    MINUTE_CONTINUITY = "minute_continuity"  # 1-minute bars within the session's hours
+    DAILY_CONTINUITY = "daily_continuity"  # daily bars over the exchange's trading days
+    ROW_COUNTS = "row_counts"  # hop to hop: Kafka, raw, processed, warehouse
+    CHECKSUM = "checksum"  # SHA256 of the partition's rows in key order
+
+
+class DriftMetric(StrEnum):
+    """What drift detection compares with the trailing window, per symbol and day."""
+
+    VOLUME = "volume"
+    RANGE = "range"  # (high - low) / close
+    RETURN = "return"
+    TICK_COUNT = "tick_count"
+
+
+class Delivery(StrEnum):
+    """Why a dataset was sent to Kafka (the `delivery` of an ingestion_metadata row)."""
+
+    FIRST = "first"  # never sent before
+    FORCED = "forced"  # sent and landed before; sent again with --force
+    REDELIVERY = "redelivery"  # a scheduled DAG re-run (retry, backfill) sending it again
+
+
+# One row per pipeline run (a DAG run, or a CLI command).
+PIPELINE_RUNS_COLUMNS: Columns = (
+    ("run_id", "string"),
+    ("run_kind", "string"),  # RunKind
+    ("pipeline", "string"),  # the DAG id, or the CLI command ("spark daily")
+    ("logical_date", "timestamp"),
+    ("interval_start", "timestamp"),
+    ("interval_end", "timestamp"),
+    ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+    ("status", "string"),  # RunStatus
+    ("error", "string"),
+    ("host", "string"),
+    ("pid", "long"),
+)
+PIPELINE_RUNS_KEY = ("run_id",)
+
+# One row per stage of a run (a DAG task, or the one stage of a CLI command).
+STAGE_RUNS_COLUMNS: Columns = (
+    ("run_id", "string"),
+    ("stage", "string"),
+    ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+    ("seconds", "double"),
+    ("status", "string"),  # RunStatus
+    ("records_in", "long"),
+    ("records_out", "long"),
+    ("records_quarantined", "long"),
+    ("duplicates_dropped", "long"),
+    ("objects_written", "long"),
+    ("bytes_written", "long"),
+    ("error", "string"),
+    ("host", "string"),
+    ("pid", "long"),
+)
+STAGE_RUNS_KEY = ("run_id", "stage")
+
+# One row per dataset sent to Kafka by the historical producer.
+INGESTION_METADATA_COLUMNS: Columns = (
+    ("fingerprint", "string"),  # SHA256 of the dataset's description and canonical bytes
+    ("run_id", "string"),
+    ("delivery", "string"),  # Delivery
+    ("source", "string"),
+    ("symbols", "string"),  # comma-separated, sorted
+    ("bar_interval", "string"),
+    ("range_start", "date"),
+    ("range_end", "date"),
+    ("records", "long"),
+    ("topic", "string"),
+    ("offsets", "string"),  # JSON: {"partition": [first offset, last offset]}
+    ("sent_at", "timestamp"),
+)
+INGESTION_METADATA_KEY = ("fingerprint", "run_id")
+
+# One row per check per partition per run.
+QUALITY_RESULTS_COLUMNS: Columns = (
+    ("run_id", "string"),
+    ("dataset", "string"),
+    ("partition_name", "string"),  # the lake prefix, or "table date=YYYY-MM-DD", checked
+    ("check_name", "string"),
+    ("severity", "string"),  # Severity
+    ("status", "string"),  # CheckStatus
+    ("observed", "string"),
+    ("expected", "string"),  # the expected value or the threshold
+    ("detail", "string"),
+    ("checked_at", "timestamp"),
+)
+QUALITY_RESULTS_KEY = ("run_id", "dataset", "partition_name", "check_name")
+
+# One row per symbol, day and metric whose z-score passed the threshold.
+DRIFT_ALERTS_COLUMNS: Columns = (
+    ("run_id", "string"),
+    ("dataset", "string"),
+    ("symbol", "string"),
+    ("trade_date", "date"),
+    ("metric", "string"),  # DriftMetric
+    ("observed", "double"),
+    ("mean", "double"),
+    ("stddev", "double"),
+    ("zscore", "double"),
+    ("threshold", "double"),
+    ("window_days", "int"),
+    ("created_at", "timestamp"),
+)
+DRIFT_ALERTS_KEY = ("run_id", "dataset", "symbol", "trade_date", "metric")
