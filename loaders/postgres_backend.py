@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
+from loaders import rows as rows_sql
 from loaders.tables import (
     LOAD_AUDIT,
     MANAGED_TABLES,
@@ -323,6 +325,23 @@ class PostgresWarehouse:
                 if marked.rowcount:
                     dead.append(DeadLoad(run_id, name, cause))
         return dead
+
+    # --- a few rows by key (governance tables) -----------------------------------------
+    def write_rows(
+        self, table: WarehouseTable, rows: Sequence[Mapping[str, Any]], *, replace: bool = True
+    ) -> None:
+        """Write `rows` by key: replace an existing row, or keep it (`replace=False`)."""
+        rows_sql.postgres_write(self.conn, self.schema, table, rows, replace=replace)
+
+    def read_rows(
+        self,
+        table: WarehouseTable,
+        where: Mapping[str, Any],
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows whose columns equal `where`, ordered descending by `order_by`."""
+        return rows_sql.postgres_read(self.conn, self.schema, table, where, order_by, limit)
 
     # --- ad-hoc queries -------------------------------------------------------------
     def query(

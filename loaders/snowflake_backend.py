@@ -7,12 +7,14 @@ datetime would arrive as TIMESTAMP_NTZ.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from loaders import rows as rows_sql
 from loaders.tables import (
     LOAD_AUDIT,
     LOAD_COLUMNS,
@@ -286,6 +288,23 @@ class SnowflakeWarehouse:
             )
             dead.append(DeadLoad(run_id, name, cause))
         return dead
+
+    # --- a few rows by key (governance tables) -----------------------------------------
+    def write_rows(
+        self, table: WarehouseTable, rows: Sequence[Mapping[str, Any]], *, replace: bool = True
+    ) -> None:
+        """Write `rows` by key: replace an existing row, or keep it (`replace=False`)."""
+        rows_sql.snowflake_write(self.conn, table, rows, replace=replace)
+
+    def read_rows(
+        self,
+        table: WarehouseTable,
+        where: Mapping[str, Any],
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows whose columns equal `where`, ordered descending by `order_by`."""
+        return rows_sql.snowflake_read(self.conn, table, where, order_by, limit)
 
     # --- ad-hoc queries -------------------------------------------------------------
     def query(

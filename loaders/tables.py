@@ -16,6 +16,18 @@ import re
 from dataclasses import dataclass
 
 from stocklake import lake
+from stocklake.governance import (
+    DRIFT_ALERTS_COLUMNS,
+    DRIFT_ALERTS_KEY,
+    INGESTION_METADATA_COLUMNS,
+    INGESTION_METADATA_KEY,
+    PIPELINE_RUNS_COLUMNS,
+    PIPELINE_RUNS_KEY,
+    QUALITY_RESULTS_COLUMNS,
+    QUALITY_RESULTS_KEY,
+    STAGE_RUNS_COLUMNS,
+    STAGE_RUNS_KEY,
+)
 from stocklake.schemas import (
     DAILY_FEATURES_COLUMNS,
     DAILY_FEATURES_KEY,
@@ -150,6 +162,16 @@ INTRADAY_FEATURES = loaded_from(
 
 MODEL_RUNS = WarehouseTable(name="model_runs", columns=MODEL_RUNS_COLUMNS, key=MODEL_RUNS_KEY)
 
+# Governance (stocklake/governance.py): run metadata, fingerprints, quality results, drift.
+PIPELINE_RUNS = WarehouseTable("pipeline_runs", PIPELINE_RUNS_COLUMNS, PIPELINE_RUNS_KEY)
+STAGE_RUNS = WarehouseTable("stage_runs", STAGE_RUNS_COLUMNS, STAGE_RUNS_KEY)
+INGESTION_METADATA = WarehouseTable(
+    "ingestion_metadata", INGESTION_METADATA_COLUMNS, INGESTION_METADATA_KEY
+)
+QUALITY_RESULTS = WarehouseTable("quality_results", QUALITY_RESULTS_COLUMNS, QUALITY_RESULTS_KEY)
+DRIFT_ALERTS = WarehouseTable("drift_alerts", DRIFT_ALERTS_COLUMNS, DRIFT_ALERTS_KEY)
+GOVERNANCE_TABLES = (PIPELINE_RUNS, STAGE_RUNS, INGESTION_METADATA, QUALITY_RESULTS, DRIFT_ALERTS)
+
 LOAD_AUDIT = WarehouseTable(name="load_audit", columns=AUDIT_COLUMNS, key=("run_id",))
 
 SCHEMA_MIGRATIONS = WarehouseTable(
@@ -251,6 +273,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="model_runs (each trained model version's metrics)",
         steps=(CreateTable(MODEL_RUNS),),
     ),
+    Migration(
+        version=7,
+        description=(
+            "governance: pipeline_runs, stage_runs, ingestion_metadata, quality_results, "
+            "drift_alerts"
+        ),
+        steps=tuple(CreateTable(table) for table in GOVERNANCE_TABLES),
+    ),
 )
 
 # Tables a migrated warehouse must hold, with exactly these columns.
@@ -262,6 +292,7 @@ MANAGED_TABLES: tuple[WarehouseTable, ...] = (
     DAILY_FEATURES,
     INTRADAY_FEATURES,
     MODEL_RUNS,
+    *GOVERNANCE_TABLES,
 )
 
 

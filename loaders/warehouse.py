@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -155,6 +156,18 @@ class Warehouse(Protocol):
     def record_failure(self, audit: AuditRecord) -> None: ...
 
     def fail_dead_loads(self, table_name: str | None = None) -> list[DeadLoad]: ...
+
+    def write_rows(
+        self, table: WarehouseTable, rows: Sequence[Mapping[str, Any]], *, replace: bool = True
+    ) -> None: ...
+
+    def read_rows(
+        self,
+        table: WarehouseTable,
+        where: Mapping[str, Any],
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
 
     def query(
         self, statement: str, *, allow_multiple: bool = False, read_only: bool = False
