@@ -17,7 +17,7 @@ help:
 	@echo "make up|down|status   the embedded local stack"
 	@echo "make airflow  Airflow UI (api-server + scheduler) on 127.0.0.1"
 	@echo "make dashboard  the dashboard (Streamlit) on 127.0.0.1, in the foreground"
-	@echo "make bench    the benchmark scripts under bench/"
+	@echo "make bench    the benchmarks, their goals table, the README's benchmark section"
 
 # The pinned set: constraints.txt is the lock. The s3a jars come from the
 # sagemaker-pyspark sdist, installed without its (outdated) dependencies.
@@ -69,8 +69,17 @@ airflow: install
 dashboard: install
 	$(STOCKLAKE) dashboard
 
+# The benchmarks of the goals table, then the table itself (printed, and written into the
+# README between its bench markers). Each script writes bench/results/<script>.json.
+# bench/bench_s3_servers.py (moto vs SeaweedFS side by side) runs on its own.
+BENCH_SCRIPTS ?= bench/bench_produce_land.py bench/bench_spark_daily.py bench/bench_load.py \
+	bench/bench_spark_stream.py bench/bench_backfill.py bench/bench_features.py \
+	bench/bench_stack.py bench/bench_dag_parse.py bench/bench_dashboard.py
+
 bench: install
-	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@$(STOCKLAKE) up
+	@for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(PY) $$script || exit 1; done
+	@$(PY) bench/report.py --readme
 
 # The only target that erases data: it says what it deletes (lake, topics, warehouse).
 clean-state:

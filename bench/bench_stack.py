@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_s3_servers import CONFIGS, measure
+
+from bench.results import save
 
 
 def main() -> None:
@@ -32,6 +35,22 @@ def main() -> None:
     for key, value in figures.items():
         if key.startswith("idle_rss_mb_"):
             print(f"  {key.removeprefix('idle_rss_mb_'):<9} {value:8.1f} MB")
+    save(
+        "bench_stack",
+        {
+            "config": args.config,
+            "seconds": {
+                "up_cold": figures["up_cold_s"],
+                "up_warm": figures["up_warm_s"],
+                "up_restart": figures["up_restart_s"],
+            },
+            "idle_rss_mb": {
+                key.removeprefix("idle_rss_mb_"): value
+                for key, value in figures.items()
+                if key.startswith("idle_rss_mb_")
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+# A script that runs another program (bench_dashboard runs pytest) names a file here for
+# that program to leave its figures in.
+FIGURES_ENV = "STOCKLAKE_BENCH_FIGURES"
 
 
 @dataclass(frozen=True)
