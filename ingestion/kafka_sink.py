@@ -49,6 +49,8 @@ class ProduceSummary:
     seconds: float = 0.0
     per_symbol: Counter[str] = field(default_factory=Counter)
     partitions: Counter[int] = field(default_factory=Counter)
+    # The first and last acknowledged offset per partition (the dataset's place in the log).
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)
     # Acknowledged records per trading date (the UTC date of their event time).
     per_date: Counter[date] = field(default_factory=Counter)
     first_event: datetime | None = None
@@ -77,6 +79,7 @@ class ProduceSummary:
             "records_per_second": round(self.rate, 1),
             "per_symbol": dict(sorted(self.per_symbol.items())),
             "partitions": {str(k): v for k, v in sorted(self.partitions.items())},
+            "offsets": {str(k): list(v) for k, v in sorted(self.offsets.items())},
             "per_date": {d.isoformat(): n for d, n in sorted(self.per_date.items())},
             "first_event": self.first_event.isoformat() if self.first_event else None,
             "last_event": self.last_event.isoformat() if self.last_event else None,
@@ -84,13 +87,18 @@ class ProduceSummary:
             "notes": list(self.notes),
         }
 
-    def acknowledged(self, symbol: str, size: int, day: date, partition: int) -> None:
-        """The broker acknowledged a record of `size` value bytes."""
+    def acknowledged(
+        self, symbol: str, size: int, day: date, partition: int, offset: int | None = None
+    ) -> None:
+        """The broker acknowledged a record of `size` value bytes at `offset` of `partition`."""
         self.records += 1
         self.bytes += size
         self.per_symbol[symbol] += 1
         self.per_date[day] += 1
         self.partitions[partition] += 1
+        if offset is not None and offset >= 0:
+            first, last = self.offsets.get(partition, (offset, offset))
+            self.offsets[partition] = (min(first, offset), max(last, offset))
 
 
 def make_producer(
@@ -145,7 +153,7 @@ def send_records(
     started = time.perf_counter()
 
     def delivered(symbol: str, size: int, day: date, metadata: Any) -> None:
-        summary.acknowledged(symbol, size, day, metadata.partition)
+        summary.acknowledged(symbol, size, day, metadata.partition, metadata.offset)
         if progress is not None:
             progress(1)
 
