@@ -81,7 +81,6 @@ def committed_offsets(settings: Settings, topic: str, group_id: str) -> dict[int
         enable_auto_commit=False,
         client_id="stocklake-fingerprint",
         request_timeout_ms=10_000,
-        api_version_auto_timeout_ms=10_000,
     )
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

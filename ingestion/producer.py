@@ -1,6 +1,7 @@
 """The produce entry points (CLI, Airflow, benchmarks): collect or plan, then send to Kafka.
 
-- `produce_historical`: bars from a source (`ingestion.sources`) to the historical topic.
+- `produce_historical`: bars from a source (`ingestion.sources`) to the historical topic;
+  `produce_historical_once` adds the duplicate-ingest guard (`ingestion.fingerprint`).
 - `produce_realtime`: a simulator plan (`ingestion.realtime_plan`) to the realtime topic,
   paced at the plan's rate.
 - `produce_ticks`: unpaced accelerated-clock ticks, for benchmarks and tests.
@@ -10,23 +11,37 @@ The Kafka side (wire value, key, delivery accounting) is `ingestion.kafka_sink`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import date
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ingestion.errors import ProduceError
+from ingestion.fingerprint import (
+    DatasetFingerprint,
+    DuplicateIngestError,
+    committed_offsets,
+    decide_delivery,
+    fingerprint_bars,
+    offsets_landed,
+)
 from ingestion.kafka_sink import Compression, ProduceSummary, Progress, send_to_topic
 from ingestion.realtime_plan import RealtimePlan, plan_realtime
 from ingestion.simulator import Pacer
 from ingestion.sources import HistoricalBatch, collect_historical
 from ingestion.yahoo import DEFAULT_SYMBOLS
+from stocklake.governance import Delivery
 from stocklake.schemas import SIMULATOR_SOURCE, Clock, HistoricalSource
 from stocklake.settings import Settings
 
 __all__ = [
+    "DuplicateIngestError",
+    "IngestLedger",
     "ProduceError",
     "ProduceSummary",
     "produce_historical",
+    "produce_historical_once",
     "produce_realtime",
     "produce_ticks",
 ]
@@ -57,6 +72,86 @@ def produce_historical(
         summary.notes.append("no bars in the range: nothing sent")
         return summary
     return send_to_topic(settings, batch.bars, summary, compression=compression, progress=progress)
+
+
+@dataclass(frozen=True)
+class IngestLedger:
+    """Where earlier sendings of a dataset are looked up and this one is recorded.
+
+    The caller (CLI, DAG) passes the warehouse's `ingestion_metadata` functions: ingestion
+    does not know the warehouse.
+    """
+
+    earlier: Callable[[str], Sequence[Mapping[str, Any]]]  # fingerprint -> rows, newest first
+    record: Callable[[dict[str, Any]], None]
+    landing_group: str  # the landing consumer group whose commits say what has landed
+
+
+def produce_historical_once(
+    settings: Settings,
+    ledger: IngestLedger,
+    *,
+    run_id: str,
+    source: HistoricalSource | str,
+    force: bool = False,
+    scheduled: bool = False,
+    on_collected: Callable[[HistoricalBatch], None] | None = None,
+    **produce_args: Any,
+) -> ProduceSummary:
+    """`produce_historical` with the duplicate-ingest guard: the collected dataset's
+    fingerprint is looked up before anything is sent (DuplicateIngestError if it was sent
+    before, unless `force`, or `scheduled` for a DAG re-run), and recorded after."""
+    decided: dict[str, Any] = {}
+
+    def guard(batch: HistoricalBatch) -> None:
+        fingerprint = fingerprint_bars(batch.bars, str(source))
+        decided["fingerprint"] = fingerprint
+        decided["delivery"] = decide_delivery(
+            fingerprint,
+            ledger.earlier(fingerprint.sha256),
+            force=force,
+            scheduled=scheduled,
+            landed=lambda row: _landed(settings, row, ledger.landing_group),
+        )
+        if on_collected is not None:
+            on_collected(batch)
+
+    summary = produce_historical(settings, source=source, on_collected=guard, **produce_args)
+    if summary.records:
+        row = ingestion_row(decided["fingerprint"], decided["delivery"], summary, run_id)
+        ledger.record(row)
+        summary.notes.append(
+            f"fingerprint {row['fingerprint'][:16]} recorded ({row['delivery']} sending)"
+        )
+    return summary
+
+
+def _landed(settings: Settings, row: Mapping[str, Any], group: str) -> bool | None:
+    try:
+        committed = committed_offsets(settings, row["topic"], group)
+    except Exception:  # the refusal still stands; only its wording loses the landing state
+        return None
+    return offsets_landed(json.loads(row["offsets"] or "{}"), committed)
+
+
+def ingestion_row(
+    fingerprint: DatasetFingerprint, delivery: Delivery, summary: ProduceSummary, run_id: str
+) -> dict[str, Any]:
+    """The ingestion_metadata row of one sending (INGESTION_METADATA_COLUMNS)."""
+    return {
+        "fingerprint": fingerprint.sha256,
+        "run_id": run_id,
+        "delivery": Delivery(delivery).value,
+        "source": fingerprint.source,
+        "symbols": ",".join(fingerprint.symbols),
+        "bar_interval": fingerprint.interval,
+        "range_start": fingerprint.range_start,
+        "range_end": fingerprint.range_end,
+        "records": summary.records,
+        "topic": summary.topic,
+        "offsets": json.dumps({str(k): list(v) for k, v in sorted(summary.offsets.items())}),
+        "sent_at": datetime.now(UTC),
+    }
 
 
 def produce_realtime(

@@ -268,3 +268,34 @@ def test_a_bad_symbol_is_one_line_naming_the_option_and_the_rule(args, bad, monk
     assert "Traceback" not in result.output and "ValidationError" not in result.output
     (line,) = result.output.strip().splitlines()
     assert "--symbols" in line and bad in line and SYMBOL_RULE in line
+
+
+@pytest.mark.services
+def test_the_same_dataset_twice_is_refused_naming_the_first_run(stack: Settings, topic: str):
+    from ingestion.producer import DuplicateIngestError, IngestLedger, produce_historical_once
+
+    sendings: list[dict] = []
+    ledger = IngestLedger(
+        earlier=lambda sha: [row for row in reversed(sendings) if row["fingerprint"] == sha],
+        record=sendings.append,
+        landing_group=f"test-never-landed-{uuid.uuid4().hex[:8]}",
+    )
+    options = {
+        "source": "csv",
+        "topic": topic,
+        "symbols": ["AAPL"],
+        "start": date(2020, 10, 1),
+        "end": date(2020, 10, 8),
+    }
+    first = produce_historical_once(stack, ledger, run_id="run-1", **options)
+    [row] = sendings
+    assert (row["run_id"], row["delivery"], row["records"]) == ("run-1", "first", 5)
+    spans = json.loads(row["offsets"])
+    assert sum(last - start + 1 for start, last in spans.values()) == first.records == 5
+    with pytest.raises(DuplicateIngestError, match=r"run run-1 .* is not landed yet"):
+        produce_historical_once(stack, ledger, run_id="run-2", **options)
+    assert len(sendings) == 1  # refused before anything was sent
+    produce_historical_once(stack, ledger, run_id="run-3", force=True, **options)
+    produce_historical_once(stack, ledger, run_id="run-4", scheduled=True, **options)
+    assert [row["delivery"] for row in sendings] == ["first", "forced", "redelivery"]
+    assert len(_read_all(stack, topic, 15)) == 15
