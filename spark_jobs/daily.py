@@ -118,20 +118,28 @@ def mark_bars(bars: DataFrame) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    newest_first = Window.partitionBy("symbol", "interval", "ts").orderBy(
+    # One shuffle and one sort for both flags (and for daily_metrics' grouping after):
+    # a (symbol, interval, ts) lies within one (symbol, trade_date), so the day's rows
+    # sorted by interval, ts, newest delivery first hold each bar's deliveries in a run,
+    # the newest first. (Partitioning by (symbol, interval, ts) cost a second shuffle.)
+    day = Window.partitionBy("symbol", "trade_date").orderBy(
+        "interval",
+        "ts",
         F.col("ingested_at").desc_nulls_last(),
         F.col("_offset").desc_nulls_last(),
         F.col("_partition").desc_nulls_last(),
     )
-    day = Window.partitionBy("symbol", "trade_date")
+    whole_day = day.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    bar = F.struct("interval", "ts")
+    newest = ~F.lag(bar).over(day).eqNullSafe(bar)  # the first row of its bar's run
     rank = _interval_rank(F.col("interval"))
     usable = ~F.col("_invalid") & ~F.col("_out_of_bounds")
     return (
         bars_with_trade_date(bars)
         .withColumn("_invalid", any_null(REQUIRED_BAR_COLUMNS))
         .withColumn("_out_of_bounds", ~F.col("_invalid") & out_of_bounds_bar())
-        .withColumn("_latest", usable & (F.row_number().over(newest_first) == 1))
-        .withColumn("_finest", usable & (rank == F.max(F.when(usable, rank)).over(day)))
+        .withColumn("_latest", usable & newest)
+        .withColumn("_finest", usable & (rank == F.max(F.when(usable, rank)).over(whole_day)))
     )
 
 
