@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from cli import clean, dashboard, lake_view, land, load, models, produce, spark, stack
+from cli import check, clean, dashboard, lake_view, land, load, models, produce, spark, stack
 from stocklake.settings import SettingsError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ lake_view.register(app)
 clean.register(app)
 dashboard.register(app)
 models.register(app)
+check.register(app)
 
 err_console = Console(stderr=True)
 

@@ -7,6 +7,11 @@ The warehouse tables (`loaders/tables.py`), the quality suite (`quality/`), the 
 
 from __future__ import annotations
 
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from stocklake.schemas import Columns
@@ -169,3 +174,47 @@ DRIFT_ALERTS_COLUMNS: Columns = (
     ("created_at", "timestamp"),
 )
 DRIFT_ALERTS_KEY = ("run_id", "dataset", "symbol", "trade_date", "metric")
+
+
+# ------------------------------------------------------------------ the canonical checksum
+
+_NULL = "\\N"  # a null (and a float NaN: the warehouses may store either) in canonical text
+
+
+def canonical_value(value: object) -> str:
+    """One spelling per value, whichever reader produced it (pyarrow, psycopg, Snowflake).
+
+    Integers (and integral Decimals) as digits, floats as their shortest round-trip repr,
+    dates ISO, timestamps in UTC with microseconds, nulls and NaN as one null token.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return _NULL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else repr(float(value))
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):  # pandas' Timestamp is a datetime too
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp {value!r} has no time zone; checksums need UTC")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def rows_checksum(rows: Iterable[Sequence[object]], key_positions: Sequence[int]) -> str:
+    """SHA256 of rows in key order, canonical: the same rows in any order, from the lake or
+    a warehouse, give the same hex digest; any changed value gives another.
+
+    Each row is its values in the dataset's column order; rows are sorted by their key
+    values, then by the whole row (ties between rows that repeat a key), all as canonical
+    text. A row is its values joined by US (0x1f), rows end with a newline.
+    """
+    canonical = [tuple(canonical_value(value) for value in row) for row in rows]
+    canonical.sort(key=lambda row: (tuple(row[i] for i in key_positions), row))
+    digest = hashlib.sha256()
+    for row in canonical:
+        digest.update("\x1f".join(row).encode() + b"\n")
+    return digest.hexdigest()

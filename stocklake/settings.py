@@ -149,6 +149,19 @@ class Settings(BaseSettings):
     stress_daily_drop_pct: float = Field(default=5.0, alias="STRESS_DAILY_DROP_PCT", gt=0)
     stress_daily_horizon_days: int = Field(default=5, alias="STRESS_DAILY_HORIZON_DAYS", ge=1)
     airflow_home: Path | None = Field(default=None, alias="AIRFLOW_HOME")
+
+    # Data quality (`quality/`, `stocklake check`): the checks that fail a run when they do
+    # not pass (comma-separated CheckName values); every other check only warns.
+    quality_fail_checks: str = Field(
+        default="keys_not_null,keys_unique,ohlc_consistent,volume_non_negative,row_counts",
+        alias="QUALITY_FAIL_CHECKS",
+    )
+    # Drift (`stocklake drift`): a day's value more than DRIFT_Z_THRESHOLD standard
+    # deviations from its mean over the symbol's trailing DRIFT_WINDOW_DAYS trading days is
+    # an alert; DRIFT_SEVERITY fail makes alerts fail the run.
+    drift_z_threshold: float = Field(default=3.0, alias="DRIFT_Z_THRESHOLD", gt=0)
+    drift_window_days: int = Field(default=60, alias="DRIFT_WINDOW_DAYS", ge=5)
+    drift_severity: Literal["warn", "fail"] = Field(default="warn", alias="DRIFT_SEVERITY")
     airflow_task_retries: int = Field(default=2, alias="AIRFLOW_TASK_RETRIES", ge=0)
 
     @field_validator("postgres_port", "airflow_port", "dashboard_port", "models_port")
@@ -157,6 +170,18 @@ class Settings(BaseSettings):
         if not 1 <= value <= 65535:
             raise ValueError(f"port {value} is outside 1..65535")
         return value
+
+    @field_validator("quality_fail_checks")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        from stocklake.governance import CheckName
+
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in set(CheckName)]
+        if unknown:
+            known = ", ".join(CheckName)
+            raise ValueError(f"unknown check(s) {', '.join(unknown)}; the checks are: {known}")
+        return ",".join(names)
 
     @field_validator("seaweedfs_ports_from")
     @classmethod
@@ -242,6 +267,11 @@ class Settings(BaseSettings):
     def state_path(self) -> Path:
         path = self.state_dir
         return path if path.is_absolute() else (_home() / path).resolve()
+
+    @property
+    def quality_fail_check_names(self) -> frozenset[str]:
+        """The checks that fail at severity fail (QUALITY_FAIL_CHECKS); others warn."""
+        return frozenset(name for name in self.quality_fail_checks.split(",") if name)
 
     @property
     def lake_console_url(self) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ("ingestion", "streaming", "spark_jobs", "loaders", "models")
+STAGES = ("ingestion", "streaming", "spark_jobs", "loaders", "models", "quality")
 PROJECT = {"stocklake", "cli", "dags", "infra", "dashboard", *STAGES}
 
 
