@@ -46,13 +46,15 @@ def _error(message: str, code: int) -> typer.Exit:
 
 
 def _short(value: str) -> str:
-    return value if len(value) <= 40 else value[:16] + "…"
+    """A checksum's first 12 hex digits (the whole one is stored); other values as they are."""
+    is_digest = len(value) == 64 and all(ch in "0123456789abcdef" for ch in value)
+    return value[:12] + "…" if is_digest else value
 
 
 def _results_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title="quality checks")
     for name in ("dataset", "partition", "check", "observed", "expected", "status"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")  # a partition's prefix whole, never cut
     for row in rows:
         style = STATUS_STYLE[CheckStatus(row["status"])]
         table.add_row(

@@ -67,8 +67,8 @@ def _session_gaps(symbol: str, day: date, bars: pd.Series) -> tuple[int, int, st
 def minute_continuity(frame: pd.DataFrame, time_column: str, ctx: CheckContext) -> dict[str, Any]:
     """Every 1-minute bar of the session present, none outside it, per symbol and day.
 
-    `frame` holds 1-minute rows only (symbol, `time_column` in UTC); times are named in
-    exchange time (ET) in the detail.
+    `frame` holds 1-minute rows only (symbol, `time_column` in UTC); the detail names
+    minutes in exchange time (ET), the session from open to close (early closes included).
     """
     times = pd.to_datetime(frame[time_column], utc=True)
     missing = outside = 0
@@ -79,7 +79,7 @@ def minute_continuity(frame: pd.DataFrame, time_column: str, ctx: CheckContext) 
         if line:
             lines.append(line)
     observed = f"{missing} missing minutes, {outside} bars outside the session"
-    expected = "0 missing, 0 outside (XNYS session, open to close, times ET)"
+    expected = "0 missing, 0 outside (the XNYS session)"
     return ctx.row(CheckName.MINUTE_CONTINUITY, not lines, observed, expected, "; ".join(lines))
 
 
