@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("stocklake", "ingestion", "streaming", "spark_jobs", "loaders", "dags", "cli")
-PACKAGES += ("infra", "dashboard", "models")
+PACKAGES += ("infra", "dashboard", "models", "quality")
 
 
 def _module_name(path: Path) -> str:
