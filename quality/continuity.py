@@ -9,8 +9,7 @@ days; the session before each is present unless the row is the symbol's first.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
-from functools import lru_cache
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,18 +20,6 @@ from stocklake import trading_calendar
 from stocklake.governance import CheckName
 
 EXCHANGE_ZONE = ZoneInfo("America/New_York")  # XNYS's time, to name minutes as traders do
-
-
-@lru_cache(maxsize=512)
-def session_bounds(day: date) -> tuple[datetime, datetime] | None:
-    """The session's open and close (UTC) on a trading day; None on other days."""
-    if not trading_calendar.is_trading_day(day):
-        return None
-    # The core's cached calendar object (the same years, the same range checks).
-    calendar = trading_calendar._calendar(day.year, day.year)
-    label = pd.Timestamp(day)
-    opened, closed = calendar.session_open(label), calendar.session_close(label)
-    return opened.to_pydatetime(), closed.to_pydatetime()
 
 
 def previous_trading_day(day: date) -> date:
@@ -46,7 +33,7 @@ def _minute(ts: pd.Timestamp) -> str:
 
 def _session_gaps(symbol: str, day: date, bars: pd.Series) -> tuple[int, int, str]:
     """(missing minutes, bars outside the session, one line naming them) of one symbol-day."""
-    bounds = session_bounds(day)
+    bounds = trading_calendar.session_bounds(day)
     observed = pd.DatetimeIndex(bars.unique())
     if bounds is None:
         reason = trading_calendar.closed_reason(day)

@@ -109,6 +109,22 @@ def last_open(moment: datetime) -> datetime | None:
 
 
 @lru_cache(maxsize=8)
+@lru_cache(maxsize=512)
+def session_bounds(day: date) -> tuple[datetime, datetime] | None:
+    """The session's open and close (UTC) on a trading day (early closes included); None
+    on other days."""
+    if not is_trading_day(day):
+        return None
+    import pandas as pd
+
+    calendar = _calendar(day.year, day.year)
+    label = pd.Timestamp(day)
+    return (
+        calendar.session_open(label).to_pydatetime(),
+        calendar.session_close(label).to_pydatetime(),
+    )
+
+
 def _opens(first_year: int, last_year: int) -> list[datetime]:
     return sorted(ts.to_pydatetime() for ts in _calendar(first_year, last_year).opens)
 
