@@ -7,7 +7,8 @@ import sys
 import typer
 from rich.console import Console
 
-from cli import check, clean, dashboard, lake_view, land, load, models, produce, spark, stack
+from cli import check, clean, dashboard, lake_view, land, load, models, produce, runs, spark, stack
+from cli.command_run import RecordedCommands
 from stocklake.settings import SettingsError
 
 app = typer.Typer(
@@ -26,7 +27,13 @@ lake_view.register(app)
 clean.register(app)
 dashboard.register(app)
 models.register(app)
-check.register(app)
+runs.register(app)
+check.register(
+    RecordedCommands(
+        app,
+        {"check": "a check failed at severity fail", "drift": "drift alerts at severity fail"},
+    )
+)
 
 err_console = Console(stderr=True)
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from cli.runs import report_checks
 from stocklake import lake
 from stocklake.s3 import lake_filesystem
 from stocklake.settings import Settings, get_settings
@@ -251,3 +252,4 @@ def register(app: typer.Typer) -> None:
         console.print(render_tree(settings.lake_bucket, "", summarise(objects, "", 5)))
 
         _report_warehouse(settings)
+        console.print(report_checks(settings))

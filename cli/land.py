@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from cli.command_run import command_run
 from cli.figures import rate_text, seconds_text
 from stocklake.schemas import RecordKind
 from stocklake.settings import get_settings
@@ -137,29 +138,33 @@ def _run(
     )
     # kafka-python's connection chatter is noise unless something is wrong.
     logging.getLogger("kafka").setLevel(logging.WARNING if verbose else logging.ERROR)
-    try:
-        options = LandingOptions(
-            topic=topic,
-            group_id=group_id,
-            until_idle=until_idle,
-            max_records=max_records,
-            batch_records=batch_records,
-            batch_bytes=int(batch_mb * 1024 * 1024),
-            batch_age=batch_age,
-            max_future=timedelta(seconds=max_future),
-            retry=RetryPolicy(
-                attempts=retries, first_delay=retry_delay, max_delay=max(30.0, retry_delay)
-            ),
-            reset_partitions=resets,
-        )
-        summary = land(get_settings(), kind, options)
-    except LandingError as error:
-        err_console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
+    options = LandingOptions(
+        topic=topic,
+        group_id=group_id,
+        until_idle=until_idle,
+        max_records=max_records,
+        batch_records=batch_records,
+        batch_bytes=int(batch_mb * 1024 * 1024),
+        batch_age=batch_age,
+        max_future=timedelta(seconds=max_future),
+        retry=RetryPolicy(
+            attempts=retries, first_delay=retry_delay, max_delay=max(30.0, retry_delay)
+        ),
+        reset_partitions=resets,
+    )
+    settings = get_settings()
+    with command_run(f"land {kind}") as run:
+        try:
+            summary = land(settings, kind, options)
+        except LandingError as error:
+            err_console.print(f"[red]error:[/red] {error}")
+            raise run.exit(1, error) from None
+        run.count(summary.to_dict())
     if as_json:
-        console.print_json(json.dumps(summary.to_dict()))
+        console.print_json(json.dumps({**summary.to_dict(), "pipeline_run_id": run.run_id}))
     else:
         console.print(summary_table(summary))
+        console.print(run.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 def reset_partitions(partitions: list[int] | None, start: str | None) -> dict[int, int | None]:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.command_run import command_run
 from cli.figures import seconds_text
 from cli.query_output import (
     OutputFormat,
@@ -27,7 +28,6 @@ from loaders import (
     LoadSummary,
     SchemaNotFoundError,
     load_table,
-    local_run_id,
     run_query,
 )
 from loaders.tables import LOADABLE_TABLES
@@ -108,32 +108,39 @@ def _run_load(
     schema: str | None,
     as_json: bool,
 ) -> None:
-    """Load each table of `kind` in turn; the first failure stops (exit 1)."""
+    """Load each table of `kind` in turn (one recorded run); the first failure stops
+    (exit 1)."""
     first, end_day = _dates(day, start, end)
-    run_id = local_run_id("cli")
-    for table in LOADABLE_TABLES[kind]:
-        try:
-            summary = load_table(
-                get_settings(),
-                table,
-                start=first,
-                end=end_day,
-                full_refresh=full_refresh,
-                schema=schema,
-                pipeline_run_id=run_id,
-            )
-        except SchemaNotFoundError as error:
-            raise _no_such_schema(error) from None
-        except LoadError as error:
-            _show(error.summary, as_json)
-            err_console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(1) from None
-        _show(summary, as_json)
-        if not summary.partitions and not as_json:
-            console.print(
-                f"[yellow]nothing to load into {table.name}:[/yellow] no processed partition "
-                "is new or changed" + (" in the given dates" if first or end_day else "")
-            )
+    settings = get_settings()
+    with command_run(f"load {kind}", schema) as run:
+        for table in LOADABLE_TABLES[kind]:
+            try:
+                summary = load_table(
+                    settings,
+                    table,
+                    start=first,
+                    end=end_day,
+                    full_refresh=full_refresh,
+                    schema=schema,
+                    pipeline_run_id=run.run_id,
+                )
+            except SchemaNotFoundError as error:
+                raise _no_such_schema(error) from None
+            except LoadError as error:
+                run.count(error.summary.as_dict())
+                _show(error.summary, as_json)
+                err_console.print(f"[red]error:[/red] {error}")
+                raise run.exit(1, error) from None
+            run.count(summary.as_dict())
+            _show(summary, as_json)
+            if not summary.partitions and not as_json:
+                console.print(
+                    f"[yellow]nothing to load into {table.name}:[/yellow] no processed "
+                    "partition is new or changed"
+                    + (" in the given dates" if first or end_day else "")
+                )
+    if not as_json:
+        console.print(run.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _show(summary: LoadSummary, as_json: bool) -> None:

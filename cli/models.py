@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.command_run import CommandRun, command_run
 from infra.background import BackgroundServer, stop_all
 from infra.service import StackError
 from stocklake.settings import Settings, get_settings
@@ -130,9 +131,10 @@ def summary_table(card: dict[str, Any]) -> Table:
     return table
 
 
-def _report(card: dict[str, Any], recorded: str, as_json: bool) -> None:
+def _report(card: dict[str, Any], recorded: str, as_json: bool, run: CommandRun) -> None:
     if as_json:
-        print(json.dumps({**card, "model_runs": recorded}, default=str))
+        shown = {**card, "model_runs": recorded, "pipeline_run_id": run.run_id}
+        print(json.dumps(shown, default=str))
         return
     console.print(summary_table(card))
     if card["kind"] == "stress_index":
@@ -142,6 +144,7 @@ def _report(card: dict[str, Any], recorded: str, as_json: bool) -> None:
         f"{recorded}",
         soft_wrap=True,
     )
+    console.print(run.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -163,14 +166,17 @@ def train_direction_command(
     from models.direction import DirectionError, train_direction
 
     settings = get_settings()
-    try:
-        daily = read_features(settings, "daily", schema)
-        chosen = seed if seed is not None else settings.model_seed
-        card = _publish(settings, train_direction(daily, seed=chosen))
-    except DirectionError as error:
-        raise _fail(error) from None
+    with command_run("train direction", schema) as run:
+        try:
+            daily = read_features(settings, "daily", schema)
+            chosen = seed if seed is not None else settings.model_seed
+            card = _publish(settings, train_direction(daily, seed=chosen))
+        except DirectionError as error:
+            _fail(error)
+            raise run.exit(1, error) from None
+        run.count(card)
     recorded = record_runs(settings, card, schema) if record else "not recorded (--no-record)"
-    _report(card, recorded, as_json)
+    _report(card, recorded, as_json, run)
 
 
 @train_app.command("stress")
@@ -197,27 +203,31 @@ def train_stress_command(
         raise typer.BadParameter("intraday, daily or both", param_hint="--kind")
     settings = get_settings()
     kinds = {"intraday": [INTRADAY], "daily": [DAILY], "both": [INTRADAY, DAILY]}[kind]
-    failed = False
-    for name in kinds:
-        which = "intraday" if name == INTRADAY else "daily"
-        drop = drop_pct
-        if drop is None:
-            drop = getattr(settings, f"stress_{which}_drop_pct")
-        ahead = horizon
-        if ahead is None:
-            unit = "minutes" if which == "intraday" else "days"
-            ahead = getattr(settings, f"stress_{which}_horizon_{unit}")
-        try:
-            frame = read_features(settings, which, schema)
-            card = _publish(settings, train_stress(frame, name, drop_pct=drop, horizon=ahead))
-        except StressError as error:
-            err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
-            failed = True
-            continue
-        recorded = record_runs(settings, card, schema) if record else "not recorded (--no-record)"
-        _report(card, recorded, as_json)
-    if failed:
-        raise typer.Exit(1)
+    failed: list[str] = []
+    with command_run("train stress", schema) as run:
+        for name in kinds:
+            which = "intraday" if name == INTRADAY else "daily"
+            drop = drop_pct
+            if drop is None:
+                drop = getattr(settings, f"stress_{which}_drop_pct")
+            ahead = horizon
+            if ahead is None:
+                unit = "minutes" if which == "intraday" else "days"
+                ahead = getattr(settings, f"stress_{which}_horizon_{unit}")
+            try:
+                frame = read_features(settings, which, schema)
+                card = _publish(settings, train_stress(frame, name, drop_pct=drop, horizon=ahead))
+            except StressError as error:
+                err_console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+                failed.append(f"{which}: {error}")
+                continue
+            run.count(card)
+            recorded = (
+                record_runs(settings, card, schema) if record else "not recorded (--no-record)"
+            )
+            _report(card, recorded, as_json, run)
+        if failed:
+            raise run.exit(1, "; ".join(failed))
 
 
 def serve(

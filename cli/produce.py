@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.command_run import CommandRun, command_run
 from cli.figures import NOTHING, rate_text, seconds_text
 from ingestion.csv_source import CsvError, parse_column_mapping
 from ingestion.errors import ProduceError
@@ -87,13 +88,14 @@ def _day(value: datetime | None) -> date | None:
 
 
 @contextmanager
-def _errors_exit() -> Iterator[None]:
-    """Known failures become one red line and exit status 1, not a traceback."""
+def _errors_exit(run: CommandRun) -> Iterator[None]:
+    """Known failures become one red line and exit status 1 (the run failed with it), not a
+    traceback."""
     try:
         yield
     except (ProduceError, YahooError, CsvError, DateRangeError) as error:
         err_console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
+        raise run.exit(1, error) from None
 
 
 class _ProgressBar:
@@ -140,9 +142,10 @@ def _progress(enabled: bool) -> Iterator[_ProgressBar]:
         bar.stop()
 
 
-def _print_summary(summary: ProduceSummary, as_json: bool) -> None:
+def _print_summary(summary: ProduceSummary, as_json: bool, run: CommandRun | None = None) -> None:
+    run_id = {"pipeline_run_id": run.run_id} if run else {}
     if as_json:
-        console.print_json(json.dumps(summary.as_dict()))
+        console.print_json(json.dumps({**summary.as_dict(), **run_id}))
         return
     table = Table(title=f"produced to {summary.topic} ({summary.source})", show_header=False)
     table.add_column(style="bold")
@@ -172,6 +175,8 @@ def _print_summary(summary: ProduceSummary, as_json: bool) -> None:
     for note in summary.notes:
         table.add_row("note", note)
     console.print(table)
+    if run:
+        console.print(run.line(), markup=False, highlight=False, soft_wrap=True)
 
 
 # Over 60 lines only by its option declarations (typer reads the options from the
@@ -241,7 +246,8 @@ def historical(
     AAPL,MSFT,GOOGL,AMZN,META,TSLA,NVDA over the last month.
     """
     settings = get_settings()
-    with _errors_exit(), _progress(not as_json) as bar:
+    chosen = _symbols(symbols)
+    with command_run("produce historical") as run, _errors_exit(run), _progress(not as_json) as bar:
         summary = produce_historical(
             settings,
             source=source.value,
@@ -249,7 +255,7 @@ def historical(
             compression=compression.value,
             progress=bar.advance,
             on_collected=lambda batch: bar.start(len(batch.bars)),
-            symbols=_symbols(symbols),
+            symbols=chosen,
             start=_day(start),
             end=_day(end),
             period=period,
@@ -264,7 +270,8 @@ def historical(
             volatility=volatility,
             allow_empty=allow_empty,
         )
-    _print_summary(summary, as_json)
+        run.count(summary.as_dict())
+    _print_summary(summary, as_json, run)
 
 
 @app.command("realtime")
@@ -306,9 +313,10 @@ def realtime(
     (1/rate on the live one).
     """
     settings = get_settings()
-    with _errors_exit():
+    chosen = _symbols(symbols) or list(DEFAULT_SYMBOLS)
+    with command_run("produce realtime") as run, _errors_exit(run):
         plan = plan_realtime(
-            _symbols(symbols) or list(DEFAULT_SYMBOLS),
+            chosen,
             rate=rate,
             count=count,
             duration=duration,
@@ -323,4 +331,5 @@ def realtime(
             summary = produce_realtime(
                 settings, plan, topic=topic, compression=compression.value, progress=bar.advance
             )
-    _print_summary(summary, as_json)
+        run.count(summary.as_dict())
+    _print_summary(summary, as_json, run)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.command_run import CommandRun, command_run
 from cli.figures import value_text
 from spark_jobs.daily import DEFAULT_LOOKBACK_DAYS, OnEmpty
 from spark_jobs.stream import DEFAULT_MAX_FILES_PER_TRIGGER, DEFAULT_SLIDE, DEFAULT_WATERMARK
@@ -79,13 +80,15 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _print(summary: dict[str, Any], as_json: bool, title: str) -> None:
+def _print(summary: dict[str, Any], as_json: bool, title: str, run: CommandRun) -> None:
+    """The summary (with the run's id, for `stocklake runs show`)."""
     if as_json:
-        console.print_json(json.dumps(summary, default=str))
+        console.print_json(json.dumps({**summary, "pipeline_run_id": run.run_id}, default=str))
         return
     console.print(f"[bold]{title}[/bold]")
     for line in summary_lines(summary):
         console.print(f"  {line}", markup=False, highlight=False)
+    console.print(f"  {run.line()}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _daily_range(
@@ -136,30 +139,33 @@ def daily(
 
     first, end_day = _daily_range(day, start, end, full_refresh)
     settings = get_settings()
-    spark = build_spark(settings, "stocklake-daily-metrics", _parse_conf(conf))
-    try:
-        summary = run_daily(
-            settings,
-            first,
-            end_day,
-            full_refresh=full_refresh,
-            on_empty=on_empty,
-            lookback_days=lookback_days,
-            spark=spark,
-        )
-    except NoDataError as error:
-        err_console.print(f"[red]no data:[/red] {error}")
-        raise typer.Exit(3) from None
-    except (DailyJobError, ValueError) as error:
-        err_console.print(f"[red]daily job failed:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        spark.stop()
+    spark_conf = _parse_conf(conf)
+    with command_run("spark daily") as run:
+        spark = build_spark(settings, "stocklake-daily-metrics", spark_conf)
+        try:
+            summary = run_daily(
+                settings,
+                first,
+                end_day,
+                full_refresh=full_refresh,
+                on_empty=on_empty,
+                lookback_days=lookback_days,
+                spark=spark,
+            )
+        except NoDataError as error:
+            err_console.print(f"[red]no data:[/red] {error}")
+            raise run.exit(3, error) from None
+        except (DailyJobError, ValueError) as error:
+            err_console.print(f"[red]daily job failed:[/red] {error}")
+            raise run.exit(1, error) from None
+        finally:
+            spark.stop()
+        run.count(summary.as_dict())
     if summary.dates_skipped:
         err_console.print(
             f"[yellow]warning:[/yellow] no bars for {', '.join(summary.dates_skipped)}: skipped"
         )
-    _print(summary.as_dict(), as_json, "daily metrics")
+    _print(summary.as_dict(), as_json, "daily metrics", run)
 
 
 @app.command()
@@ -183,15 +189,18 @@ def features(
 
     first, end_day = _daily_range(day, start, end, full_refresh)
     settings = get_settings()
-    spark = build_spark(settings, "stocklake-features", _parse_conf(conf))
-    try:
-        summary = run_features(settings, first, end_day, full_refresh=full_refresh, spark=spark)
-    except (FeaturesJobError, ValueError) as error:
-        err_console.print(f"[red]features job failed:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        spark.stop()
-    _print(summary.as_dict(), as_json, "rolling features")
+    spark_conf = _parse_conf(conf)
+    with command_run("spark features") as run:
+        spark = build_spark(settings, "stocklake-features", spark_conf)
+        try:
+            summary = run_features(settings, first, end_day, full_refresh=full_refresh, spark=spark)
+        except (FeaturesJobError, ValueError) as error:
+            err_console.print(f"[red]features job failed:[/red] {error}")
+            raise run.exit(1, error) from None
+        finally:
+            spark.stop()
+        run.count(summary.as_dict())
+    _print(summary.as_dict(), as_json, "rolling features", run)
 
 
 @app.command()
@@ -218,27 +227,30 @@ def stream(
     if available_now == (processing_time is not None):
         raise typer.BadParameter("give exactly one of --available-now or --processing-time")
     settings = get_settings()
-    spark = build_spark(settings, "stocklake-realtime-windows", _parse_conf(conf))
-    try:
-        summary = run_stream(
-            settings,
-            available_now=available_now,
-            processing_time=processing_time or "30s",
-            watermark=watermark,
-            slide=slide,
-            window_sizes=tuple(window),
-            max_files_per_trigger=max_files_per_trigger,
-            spark=spark,
-        )
-    except (StreamJobError, ValueError) as error:
-        err_console.print(f"[red]stream job failed:[/red] {error}")
-        raise typer.Exit(1) from None
-    finally:
-        spark.stop()
-    _print(summary.as_dict(), as_json, "real-time windows")
-    problem = summary.late_problem(settings.stream_max_late_ratio)
-    if problem and settings.stream_late_action == "fail":
-        err_console.print(f"[red]too many late ticks:[/red] {problem} (STREAM_MAX_LATE_RATIO)")
-        raise typer.Exit(4)
+    spark_conf = _parse_conf(conf)
+    with command_run("spark stream") as run:
+        spark = build_spark(settings, "stocklake-realtime-windows", spark_conf)
+        try:
+            summary = run_stream(
+                settings,
+                available_now=available_now,
+                processing_time=processing_time or "30s",
+                watermark=watermark,
+                slide=slide,
+                window_sizes=tuple(window),
+                max_files_per_trigger=max_files_per_trigger,
+                spark=spark,
+            )
+        except (StreamJobError, ValueError) as error:
+            err_console.print(f"[red]stream job failed:[/red] {error}")
+            raise run.exit(1, error) from None
+        finally:
+            spark.stop()
+        run.count(summary.as_dict())
+        _print(summary.as_dict(), as_json, "real-time windows", run)
+        problem = summary.late_problem(settings.stream_max_late_ratio)
+        if problem and settings.stream_late_action == "fail":
+            err_console.print(f"[red]too many late ticks:[/red] {problem} (STREAM_MAX_LATE_RATIO)")
+            raise run.exit(4, f"too many late ticks: {problem}")
     if problem:
         err_console.print(f"[yellow]warning:[/yellow] {problem} (STREAM_MAX_LATE_RATIO)")
