@@ -24,6 +24,8 @@ import streamlit as st
 
 import loaders
 from loaders import SchemaNotFoundError, run_query
+from loaders.tables import DRIFT_ALERTS, QUALITY_RESULTS
+from stocklake.governance import DRIFT_ALERTS_COLUMNS, QUALITY_RESULTS_COLUMNS, CheckStatus
 from stocklake.schemas import (
     DAILY_FEATURES_COLUMNS,
     DAILY_METRICS_COLUMNS,
@@ -42,6 +44,8 @@ INTRADAY_FEATURES_TABLE = loaders.INTRADAY_FEATURES.name
 DAILY_METRICS_TABLE = loaders.DAILY_METRICS.name
 REALTIME_TABLE = loaders.REALTIME_WINDOW_METRICS.name
 AUDIT_TABLE = loaders.LOAD_AUDIT.name
+QUALITY_TABLE = QUALITY_RESULTS.name
+DRIFT_TABLE = DRIFT_ALERTS.name
 # The tables the pipeline page counts, in pipeline order.
 COUNTED_TABLES = (
     DAILY_METRICS_TABLE,
@@ -50,6 +54,8 @@ COUNTED_TABLES = (
     REALTIME_TABLE,
     AUDIT_TABLE,
 )
+# Read by the pipeline page too (not counted): the governance tables' checks and alerts.
+GOVERNANCE_TABLES = (QUALITY_TABLE, DRIFT_TABLE)
 
 # How long a result is reused: the daily tables change once a day, the windows often.
 DAILY_TTL_S = 60
@@ -57,6 +63,8 @@ REALTIME_TTL_S = 5
 # Longer ranges than this are read as weekly points (aggregated in SQL).
 DAILY_POINTS_MAX_DAYS = 2 * 366
 RECENT_LOADS = 20
+RECENT_CHECKS = 200  # of the latest checked run, problems first
+RECENT_DRIFT_ALERTS = 50
 # Windows of each size per symbol the real-time page draws (8 hours of 15m windows).
 RECENT_WINDOWS = 32
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -112,6 +120,38 @@ AUDIT_COLUMNS = tuple(
     )
     if name in loaders.LOAD_AUDIT.column_names
 )
+QUALITY_COLUMNS = tuple(
+    column(QUALITY_RESULTS_COLUMNS, name)
+    for name in (
+        "status",
+        "dataset",
+        "partition_name",
+        "check_name",
+        "severity",
+        "observed",
+        "expected",
+        "detail",
+        "checked_at",
+        "run_id",
+    )
+)
+DRIFT_COLUMNS = tuple(
+    column(DRIFT_ALERTS_COLUMNS, name)
+    for name in (
+        "trade_date",
+        "symbol",
+        "dataset",
+        "metric",
+        "observed",
+        "mean",
+        "stddev",
+        "zscore",
+        "threshold",
+        "window_days",
+        "run_id",
+        "created_at",
+    )
+)
 
 
 class WarehouseProblem(Exception):
@@ -138,6 +178,8 @@ FILL_COMMAND = {
     INTRADAY_FEATURES_TABLE: "stocklake spark features && stocklake load features",
     REALTIME_TABLE: "stocklake spark stream && stocklake load realtime",
     AUDIT_TABLE: "stocklake load daily",
+    QUALITY_TABLE: "make run  (or: stocklake check daily_metrics --date YYYY-MM-DD)",
+    DRIFT_TABLE: "make run  (or: stocklake drift --date YYYY-MM-DD)",
 }
 
 
@@ -172,7 +214,7 @@ def schema_of(settings: Settings) -> str:
 def table(settings: Settings, name: str) -> str:
     """`schema.table`: qualified, so a schema without the table never falls through to
     another one on the search path (PostgreSQL's `public`)."""
-    if name not in COUNTED_TABLES:
+    if name not in COUNTED_TABLES + GOVERNANCE_TABLES:
         raise ValueError(f"{name} is not a dashboard table")
     return f"{schema_of(settings)}.{name}"
 
@@ -268,6 +310,29 @@ def recent_loads_sql(settings: Settings, limit: int = RECENT_LOADS) -> str:
     return (
         f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {table(settings, AUDIT_TABLE)}"
         f" ORDER BY started_at DESC LIMIT {int(limit)}"
+    )
+
+
+def latest_checks_sql(settings: Settings, limit: int = RECENT_CHECKS) -> str:
+    """The checks of the run that stored checks last: failed first, then warned, passed."""
+    rank = " ".join(
+        f"WHEN '{status.value}' THEN {n}"
+        for n, status in enumerate((CheckStatus.FAILED, CheckStatus.WARNED, CheckStatus.PASSED))
+    )
+    source = table(settings, QUALITY_TABLE)
+    return (
+        f"SELECT {', '.join(QUALITY_COLUMNS)} FROM {source} WHERE run_id ="
+        f" (SELECT run_id FROM {source} ORDER BY checked_at DESC LIMIT 1)"
+        f" ORDER BY CASE status {rank} ELSE 3 END, dataset, partition_name, check_name"
+        f" LIMIT {int(limit)}"
+    )
+
+
+def recent_drift_sql(settings: Settings, limit: int = RECENT_DRIFT_ALERTS) -> str:
+    """The drift alerts of the latest trade dates, the largest |z-score| first each day."""
+    return (
+        f"SELECT {', '.join(DRIFT_COLUMNS)} FROM {table(settings, DRIFT_TABLE)}"
+        f" ORDER BY trade_date DESC, ABS(zscore) DESC, symbol, metric LIMIT {int(limit)}"
     )
 
 
@@ -419,6 +484,16 @@ def recent_windows(settings: Settings) -> pd.DataFrame:
 
 def recent_loads(settings: Settings, limit: int = RECENT_LOADS) -> pd.DataFrame:
     return _daily(settings, recent_loads_sql(settings, limit), AUDIT_TABLE)
+
+
+def latest_checks(settings: Settings) -> pd.DataFrame:
+    """The latest checked run's quality results (empty when no check ran yet)."""
+    return _daily(settings, latest_checks_sql(settings), QUALITY_TABLE)
+
+
+def recent_drift(settings: Settings) -> pd.DataFrame:
+    """The latest dates' drift alerts (empty when there are none)."""
+    return _daily(settings, recent_drift_sql(settings), DRIFT_TABLE)
 
 
 def row_counts(settings: Settings) -> pd.DataFrame:

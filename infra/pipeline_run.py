@@ -9,11 +9,13 @@
    latest-interval runs that unpausing queues are marked skipped before they start).
 3. Wait for the runs, printing progress. A failed run is named with its failed
    task and the tail of that task's log (exit 1); else each run's summary block.
-4. The DAGs paused again (when they were paused), `stocklake report`.
+4. The DAGs paused again (when they were paused), `stocklake report` (ending with the
+   latest checked run's checks and drift alerts).
 5. The models (infra/pipeline_models.py, skipped with --no-models): the bundled history
    loaded first (before step 2), then one stock_market_training run, then the prediction
-   API; then the dashboard, the timings and where to look: Airflow UI, lake console,
-   dashboard, model API, warehouse.
+   API; then the dashboard, this make run's runs (`stocklake runs --since`: stages,
+   checks passed/warned/failed, drift alerts), the timings and where to look: Airflow UI,
+   lake console, dashboard, model API, warehouse.
 
 Re-runs: the backfill reprocesses dates that already ran (Airflow clears those runs
 and runs them again, keeping the earlier tries); the realtime run is deleted and
@@ -319,6 +321,17 @@ def show_access(settings: Settings) -> None:
     say("Stop everything with: make down")
 
 
+def show_runs(since: dt.datetime) -> None:
+    """This make run's pipeline runs (CLI commands and DAG runs) with their stages, checks
+    (passed, warned, failed) and drift alerts: `stocklake runs --since`. Informational:
+    a warehouse that cannot say is a line, not a failed make run."""
+    step("The runs, their checks and drift alerts (stocklake runs; one: stocklake runs show ID)")
+    try:
+        run_command(["runs", "--since", f"{since:%Y-%m-%dT%H:%M:%S%z}", "--limit", "100"])
+    except PipelineError as error:
+        say(f"(not shown: {error})")
+
+
 def yfinance_dates(today: dt.date) -> list[dt.date]:
     """Yahoo serves recent bars only: the last three weekdays before today."""
     days: list[dt.date] = []
@@ -379,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     plan, no_report = parse_plan(argv)
     settings = get_settings()
     timings = Timings()
+    began = dt.datetime.now(dt.UTC)
     try:
         api = start_services(settings, timings)
         if plan.models:
@@ -413,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StackError, PipelineError) as error:
         say(f"\nmake run failed: {error}")
         return 1
+    show_runs(began)
     step("Timings")
     timings.show()
     show_access(settings)

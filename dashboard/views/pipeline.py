@@ -1,4 +1,5 @@
-"""Pipeline: the last loads, rows per table, the quarantine, and the lake console."""
+"""Pipeline: the last loads, rows per table, the latest checks and drift alerts, the
+quarantine, and the lake console."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def main() -> None:
     else:
         tables(counts)
         loads(current)
+    checks(current)
+    drift(current)
     quarantine()
     st.subheader("Lake console")
     st.link_button("Open the lake console", current.lake_console_url)
@@ -63,6 +66,49 @@ def loads(current: Settings) -> None:
         st.info("No loads recorded yet.")
     else:
         st.dataframe(recent, hide_index=True)
+
+
+def checks(current: Settings) -> None:
+    st.subheader("Quality checks (latest checked run)")
+    try:
+        results = queries.latest_checks(current)
+    except WarehouseProblem as problem:
+        ui.show_problem(problem)
+        return
+    if results.empty:
+        st.info(
+            "No quality checks recorded yet. The batch DAG checks every partition it writes; "
+            "to check one date by hand, run:"
+        )
+        st.code("stocklake check daily_metrics --date YYYY-MM-DD", language="bash")
+        return
+    counts = results["status"].value_counts()
+    run_id = results["run_id"].iloc[0]
+    passed, warned, failed = st.columns(3)
+    passed.metric("passed", int(counts.get("passed", 0)))
+    warned.metric("warned", int(counts.get("warned", 0)))
+    failed.metric("failed", int(counts.get("failed", 0)))
+    st.caption(f"run `{run_id}`, failed and warned checks first; `stocklake runs show` has more")
+    st.dataframe(results.drop(columns=["run_id"]), hide_index=True)
+
+
+def drift(current: Settings) -> None:
+    st.subheader("Drift alerts (latest dates first, largest |z| first)")
+    try:
+        alerts = queries.recent_drift(current)
+    except WarehouseProblem as problem:
+        ui.show_problem(problem)
+        return
+    if alerts.empty:
+        st.info(
+            "No drift alerts: no symbol's daily volume, range, return or tick count was beyond "
+            f"{current.drift_z_threshold:g} standard deviations of its trailing "
+            f"{current.drift_window_days} trading days (alerts are stored only when one is). "
+            "To look at one date by hand, run:"
+        )
+        st.code("stocklake drift --date YYYY-MM-DD", language="bash")
+        return
+    st.dataframe(alerts, hide_index=True)
 
 
 def quarantine() -> None:
