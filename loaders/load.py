@@ -29,7 +29,7 @@ from loaders.tables import (
 )
 from loaders.transform import (
     SourcePartition,
-    dedupe_latest,
+    latest_per_key_in_key_order,
     reject_null_keys,
     select_partitions,
 )
@@ -229,12 +229,13 @@ def _rows_to_stage(
     table: WarehouseTable,
     summary: LoadSummary,
 ) -> pa.Table:
-    """The chosen partitions' rows, null keys rejected and one row per key; counted."""
+    """The chosen partitions' rows, null keys rejected and one row per key (the latest), in
+    key order; counted."""
     source = read_partitions(fs, bucket, chosen, table)
     summary.files = source.files
     summary.rows_read = source.table.num_rows
     keyed, summary.rows_rejected = reject_null_keys(source.table, table.key)
-    rows, summary.rows_duplicate = dedupe_latest(keyed, table.key)
+    rows, summary.rows_duplicate = latest_per_key_in_key_order(keyed, table.key)
     summary.rows_staged = rows.num_rows
     return rows
 

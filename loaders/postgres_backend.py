@@ -39,6 +39,10 @@ from stocklake.settings import Settings
 
 # Rows per encoded COPY chunk: bounds the extra memory to a few tens of MB.
 STAGE_BATCH_ROWS = 100_000
+# The loader session's local buffers for its temp stage (PostgreSQL's default is 8 MB):
+# a million staged rows (about 150 MB) then stay in memory for the MERGE to read instead
+# of being written out and read back. Taken only as the stage grows.
+STAGE_TEMP_BUFFERS = "256MB"
 
 
 class PostgresWarehouse:
@@ -69,6 +73,8 @@ class PostgresWarehouse:
                 "WAREHOUSE_SCHEMA on the embedded stack"
             )
         conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+        # Only settable before the session's first temp table.
+        conn.execute(sql.SQL("SET temp_buffers = {}").format(sql.Literal(STAGE_TEMP_BUFFERS)))
         return conn
 
     def __enter__(self) -> PostgresWarehouse:
@@ -190,6 +196,9 @@ class PostgresWarehouse:
         return counts
 
     def _create_stage(self, table: WarehouseTable, stage: sql.Identifier) -> None:
+        """A temp table, dropped at commit: no WAL, and a killed load or server leaves
+        nothing behind. (An UNLOGGED stage was tried: PostgreSQL 15 killed mid-COPY then
+        failed its crash recovery on the half-created table's files.)"""
         columns = [
             sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(table.sql_type(self.kind, name)))
             for name in table.source_names

@@ -235,3 +235,31 @@ def dedupe_latest(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]
     keep = pc.sort_indices(last.column("__position_max"))
     kept = table.take(pc.take(last.column("__position_max"), keep))
     return kept, table.num_rows - kept.num_rows
+
+
+def latest_per_key_in_key_order(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
+    """One row per key, the last one in table order winning, the rows sorted by key; and
+    how many were dropped.
+
+    The same rows as `dedupe_latest`, from one stable sort instead of a group-by: the
+    warehouse then meets the rows in its primary key's order, so a MERGE's index
+    insertions and page writes go forward through the table instead of at random.
+    Null keys must have been rejected first (`reject_null_keys`).
+    """
+    count = table.num_rows
+    if count == 0:
+        return table, 0
+    keys = table.select(list(key))
+    # Stable: among rows of one key, table order is kept, so the last is the latest.
+    order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in key])
+    ordered = keys.take(order)
+    last = np.ones(count, dtype=bool)
+    if count > 1:
+        same = np.ones(count - 1, dtype=bool)
+        for name in key:
+            column = ordered.column(name)
+            equal = pc.equal(column.slice(0, count - 1), column.slice(1))
+            same &= equal.to_numpy(zero_copy_only=False)
+        last[:-1] = ~same
+    kept = table.take(order.filter(pa.array(last)))
+    return kept, count - kept.num_rows

@@ -21,6 +21,7 @@ from loaders.transform import (
     SourceLayoutError,
     conform,
     dedupe_latest,
+    latest_per_key_in_key_order,
     partitions_from_listing,
     reject_null_keys,
     schema_problems,
@@ -200,6 +201,23 @@ def test_dedupe_keeps_the_last_row_of_each_key_in_order() -> None:
     assert kept.column("daily_close").to_pylist() == [2.0, 3.0, 4.0]
     unique = daily_table(3)
     assert dedupe_latest(unique, DAILY_METRICS_KEY) == (unique, 0)
+
+
+def test_latest_per_key_in_key_order_keeps_the_latest_rows_sorted_by_key() -> None:
+    table = daily_table(6).set_column(0, "symbol", pa.array(["B", "A", "B", "C", "A", "B"]))
+    days = [date(2024, 1, d) for d in (3, 2, 2, 2, 2, 3)]
+    table = table.set_column(1, "trade_date", pa.array(days, pa.date32()))
+    kept, dropped = latest_per_key_in_key_order(table, DAILY_METRICS_KEY)
+    assert dropped == 2
+    symbols, days = kept.column("symbol").to_pylist(), kept.column("trade_date").to_pylist()
+    keys = list(zip(symbols, days, strict=True))
+    assert keys == sorted(keys)
+    # The same rows dedupe_latest keeps: the last of each key in table order.
+    assert kept.column("daily_close").to_pylist() == [4.0, 2.0, 5.0, 3.0]
+    latest, _ = dedupe_latest(table, DAILY_METRICS_KEY)
+    assert sorted(latest.column("daily_close").to_pylist()) == [2.0, 3.0, 4.0, 5.0]
+    empty = daily_table(0)
+    assert latest_per_key_in_key_order(empty, DAILY_METRICS_KEY) == (empty, 0)
 
 
 def test_table_definitions_follow_the_core_contracts() -> None:
