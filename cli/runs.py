@@ -388,8 +388,10 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
     schema: str | None = typer.Option(None, "--schema", help=SCHEMA_HELP),
 ) -> None:
-    """One run: its stages with their counts, its checks (passed, warned, failed; each
-    failed or warned one) and its drift alerts."""
+    """One run: its stages with their counts, its checks and its drift alerts.
+
+    Checks are counted (passed, warned, failed) and each failed or warned one is listed.
+    """
     with _warehouse(get_settings(), schema) as warehouse:
         details = run_details(warehouse, run_id)
     if details is None:
