@@ -1,31 +1,38 @@
-"""Benchmark: daily metrics over generated 1-minute bars.
+"""Benchmark: daily metrics over generated 1-minute bars, at three sizes.
 
-Measures, in one run on the same data:
-  1. the real job (`run_daily --full-refresh`) on Spark, reading raw JSON lines from
-     the lake over s3a and writing processed parquet back (end to end);
-  2. Spark computing the same metrics (same functions) from a local parquet copy;
-  3. DuckDB computing the same metrics in SQL from the same local parquet copy.
+Measures at each size, in one run on the same data (one Spark session, same cores):
+  1. s3a_job: the real job (`run_daily --full-refresh`) reading raw JSON lines from the
+     lake over s3a and writing processed parquet back (end to end);
+  2. spark_local: Spark computing the same metrics (same functions) from a local
+     parquet copy to local parquet;
+  3. duckdb: DuckDB computing the same metrics in SQL from the same parquet copy;
+and the Spark driver's peak RSS (the java child process, sampled) against the driver
+memory set. At the largest size it also splits the job's time (listing, JSON parse,
+the rest) and runs the same job over a typed Parquet raw zone (a prototype here only:
+the landing writes JSON lines) to show what the parse costs.
 
-By default the lake is a private S3 server started here (SeaweedFS; --s3-server moto for
-moto), so the shared stack's S3 server stays light for everyone else; --use-stack uses
-the configured endpoint.
+By default the lake is a private SeaweedFS started here (--s3-server moto for moto), so
+the shared stack's S3 server stays light for everyone else. Figures go to
+bench/results/bench_spark_daily.json (bench/results.py).
 
-    python bench/bench_spark_daily.py --bars 10000000 --symbols 100
+    python bench/bench_spark_daily.py --sizes 1000000,3000000,10000000
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import socket
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,13 +41,17 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results import per_record_us, save  # noqa: E402
 from infra.private_stack import private_s3  # noqa: E402
 from stocklake import lake  # noqa: E402
 from stocklake.s3 import s3_client as make_s3_client  # noqa: E402
 from stocklake.schemas import HISTORICAL_BAR_COLUMNS, arrow_schema  # noqa: E402
-from stocklake.settings import Settings, get_settings  # noqa: E402
+from stocklake.settings import Settings  # noqa: E402
 
 BARS_PER_DAY = 390  # 09:30-16:00 New York = 13:30-20:00 UTC in summer time
+# Default sizes, chosen so the whole script stays within about 8 minutes on 2 cores.
+DEFAULT_SIZES = "1000000,3000000,10000000"
+DEFAULT_BREAKDOWN_SIZE = 3_000_000
 
 
 def trading_days(first: date, count: int) -> list[date]:
@@ -139,152 +150,321 @@ FROM with_prev
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def parse_sizes(text: str) -> list[int]:
+    sizes = sorted({int(float(part)) for part in text.split(",") if part.strip()})
+    if not sizes or sizes[0] <= 0:
+        raise argparse.ArgumentTypeError(f"--sizes wants positive bar counts, not {text!r}")
+    return sizes
 
 
-def s3_client(settings: Settings):
-    return make_s3_client(settings)
+def size_label(records: int) -> str:
+    return f"{records / 1e6:g}M bars" if records >= 1e6 else f"{records / 1e3:g}k bars"
 
 
-def empty_bucket(settings: Settings) -> None:
-    """Remove the bench's bucket from a shared endpoint."""
-    client = s3_client(settings)
+def memory_mb(setting: str) -> float:
+    """A JVM memory setting ('4g', '512m') in MB."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+    text = setting.strip().lower().rstrip("b")
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text) / 2**20
+
+
+class JvmRss:
+    """Samples the resident memory of the java child processes (the Spark driver)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> float:
+        import psutil
+
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if "java" in child.name():
+                    total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return total / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak_mb = max(self.peak_mb, self._sample())
+
+    def reset(self) -> float:
+        """The peak since the last reset (the current RSS becomes the new floor)."""
+        peak, self.peak_mb = self.peak_mb, self._sample()
+        return round(max(peak, self.peak_mb), 1)
+
+    def __enter__(self) -> JvmRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextmanager
+def timed(seconds: dict[str, float], name: str):
+    began = time.monotonic()
+    yield
+    seconds[name] = round(time.monotonic() - began, 2)
+
+
+def generate(work: Path, records: int, n_symbols: int) -> tuple[Path, Path, list[date]]:
+    """`records` 1-minute bars (whole days of every symbol) as parquet and as JSON lines."""
+    import duckdb
+
+    symbols = [f"S{n:04d}" for n in range(n_symbols)]
+    days = trading_days(date(2023, 1, 2), max(1, round(records / (n_symbols * BARS_PER_DAY))))
+    parquet_dir, jsonl_dir = work / "parquet", work / "jsonl"
+    parquet_dir.mkdir(parents=True, exist_ok=True)
+    jsonl_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    rng = np.random.default_rng(42)
+    offset = 0
+    for day in days:
+        table = day_bars(day, symbols, rng, offset)
+        offset += table.num_rows
+        pq.write_table(table, parquet_dir / f"{day}.parquet")
+        to_jsonl(con, parquet_dir / f"{day}.parquet", jsonl_dir / f"{day}.jsonl")
+    return parquet_dir, jsonl_dir, days
+
+
+def upload(settings: Settings, source: Path, days: list[date], rows_per_day: int, ext: str) -> None:
+    """Each day's file into its raw/historical date folder, named as the landing names it."""
+    client = make_s3_client(settings)
+
+    def put(day: date, first: int) -> None:
+        name = lake.OffsetRange("bench", 0, first, first + rows_per_day - 1).object_name()
+        key = lake.raw_historical_prefix(day) + name.rsplit(".", 1)[0] + f".{ext}"
+        client.upload_file(str(source / f"{day}.{ext}"), settings.lake_bucket, key)
+
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(put, day, n * rows_per_day) for n, day in enumerate(days)]:
+            done.result()
+
+
+def make_bucket(settings: Settings, name: str) -> Settings:
+    make_s3_client(settings).create_bucket(Bucket=name)
+    return settings.model_copy(update={"lake_bucket": name})
+
+
+def s3a_job(spark, settings: Settings, records: int) -> float:
+    """The real job end to end: list, read the JSON lines, compute, write over s3a."""
+    from spark_jobs.daily import run_daily
+
+    began = time.monotonic()
+    summary = run_daily(settings, full_refresh=True, spark=spark)
+    seconds = time.monotonic() - began
+    assert summary.input_rows == records, summary
+    return seconds
+
+
+def spark_local(spark, parquet_dir: Path, out: Path) -> float:
+    """The same functions on the local parquet copy, written to local parquet."""
+    from spark_jobs.daily import daily_metrics, mark_bars, usable_bars
+
+    began = time.monotonic()
+    bars = spark.read.parquet(str(parquet_dir))
+    daily_metrics(usable_bars(mark_bars(bars))).write.mode("overwrite").parquet(str(out))
+    return time.monotonic() - began
+
+
+def duckdb_local(parquet_dir: Path, out: Path, threads: int) -> float:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone='UTC'; SET threads={threads}")
+    began = time.monotonic()
+    con.execute(DUCKDB_METRICS.format(source=parquet_dir, target=out, lookback=10))
+    return time.monotonic() - began
+
+
+def agreement(spark_out: Path, duck_out: Path) -> dict[str, Any]:
+    """Spark's and DuckDB's rows agree (so the timings compare the same work)."""
+    import duckdb
+
+    rows, vwap, ret, close = (
+        duckdb.connect()
+        .execute(
+            f"""SELECT count(*), max(abs(d.vwap - s.vwap) / s.vwap),
+                   max(abs(coalesce(d.return_pct, 0) - coalesce(s.return_pct, 0))),
+                   max(abs(d.daily_close - s.daily_close))
+            FROM read_parquet('{duck_out}') d
+            JOIN read_parquet('{spark_out}/*.parquet') s USING (symbol, trade_date)"""
+        )
+        .fetchone()
+    )
+    total = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{duck_out}')").fetchone()
+    assert rows == total[0] and close == 0 and vwap < 1e-9, (rows, total, vwap, close)
+    return {"rows": rows, "max_vwap_rel_diff": vwap, "max_return_abs_diff": ret}
+
+
+def s3a_breakdown(spark, settings: Settings, records: int) -> dict[str, float]:
+    """Where the job's time goes: listing, the JSON parse (every column, as the job reads
+    it), and the rest (compute, counts, write) as the job's total minus those."""
+    from spark_jobs.daily import raw_historical_dates, read_raw_bars
+
+    seconds: dict[str, float] = {}
+    with timed(seconds, "list"):
+        uris = list(raw_historical_dates(spark, settings).values())
+    with timed(seconds, "json_parse"):
+        read_raw_bars(spark, uris).write.format("noop").mode("overwrite").save()
+    seconds["job"] = round(s3a_job(spark, settings, records), 2)
+    seconds["compute_and_write"] = round(
+        seconds["job"] - seconds["list"] - seconds["json_parse"], 2
+    )
+    return seconds
+
+
+def parquet_raw_job(spark, settings: Settings, records: int) -> dict[str, float]:
+    """Prototype (bench only): the same job with a typed Parquet raw zone (same folders,
+    one .parquet object per day instead of JSON lines). Only the read is swapped."""
+    from pyspark.sql import functions as F
+
+    import spark_jobs.daily as daily
+    from stocklake.schemas import spark_ddl
+
+    def read_parquet_bars(spark, uris: list[str]):
+        return (
+            spark.read.schema(spark_ddl(HISTORICAL_BAR_COLUMNS))
+            .parquet(*uris)
+            .withColumn(daily.SOURCE_FILE, F.input_file_name())
+        )
+
+    json_reader, daily.read_raw_bars = daily.read_raw_bars, read_parquet_bars
+    seconds: dict[str, float] = {}
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.lake_bucket):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=settings.lake_bucket, Delete={"Objects": keys})
-        client.delete_bucket(Bucket=settings.lake_bucket)
-    except client.exceptions.NoSuchBucket:
-        pass
+        uris = list(daily.raw_historical_dates(spark, settings).values())
+        with timed(seconds, "parquet_parse"):
+            read_parquet_bars(spark, uris).write.format("noop").mode("overwrite").save()
+        seconds["job"] = round(s3a_job(spark, settings, records), 2)
+    finally:
+        daily.read_raw_bars = json_reader
+    return seconds
+
+
+def run_size(spark, settings: Settings, args, records: int, rss: JvmRss, deep: bool) -> dict:
+    """One size: generate, upload, then the three timings (and the breakdown if `deep`)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-daily-", dir=args.workdir))
+    try:
+        parquet_dir, jsonl_dir, days = generate(work, records, args.symbols)
+        records = len(days) * args.symbols * BARS_PER_DAY
+        lake_settings = make_bucket(settings, f"bench-daily-{records}-{int(time.time())}")
+        upload(lake_settings, jsonl_dir, days, args.symbols * BARS_PER_DAY, "jsonl")
+        rss.reset()
+        seconds = {"s3a_job": round(s3a_job(spark, lake_settings, records), 2)}
+        s3a_rss = rss.reset()
+        seconds["spark_local"] = round(spark_local(spark, parquet_dir, work / "spark_out"), 2)
+        local_rss = rss.reset()
+        duck_out = work / "duckdb.parquet"
+        seconds["duckdb"] = round(duckdb_local(parquet_dir, duck_out, args.cores), 2)
+        row: dict[str, Any] = {
+            "label": size_label(records),
+            "records": records,
+            "seconds": seconds,
+            "us_per_record": {k: per_record_us(v, records) for k, v in seconds.items()},
+            "driver_peak_rss_mb": max(s3a_rss, local_rss),
+            "agreement": agreement(work / "spark_out", duck_out),
+            "jsonl_mb": round(sum(p.stat().st_size for p in jsonl_dir.iterdir()) / 2**20, 1),
+            "parquet_mb": round(sum(p.stat().st_size for p in parquet_dir.iterdir()) / 2**20, 1),
+        }
+        if deep:
+            row["s3a_breakdown_seconds"] = s3a_breakdown(spark, lake_settings, records)
+            proto = make_bucket(settings, f"bench-daily-pq-{records}-{int(time.time())}")
+            upload(proto, parquet_dir, days, args.symbols * BARS_PER_DAY, "parquet")
+            row["parquet_raw_prototype_seconds"] = parquet_raw_job(spark, proto, records)
+            row["driver_peak_rss_mb"] = max(row["driver_peak_rss_mb"], rss.reset())
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def summarize(sizes: list[dict], args) -> dict:
+    """The figures file: the sizes, and the goals' ratios at the largest size."""
+    largest = sizes[-1]
+    seconds = largest["seconds"]
+    peak = max(size["driver_peak_rss_mb"] for size in sizes)
+    figures: dict[str, Any] = {
+        "master": args.master,
+        "driver_memory": args.driver_memory,
+        "shuffle_partitions": args.shuffle_partitions,
+        "symbols": args.symbols,
+        "ratios": {
+            "s3a_over_local": round(seconds["s3a_job"] / seconds["spark_local"], 2),
+            "local_over_duckdb": round(seconds["spark_local"] / seconds["duckdb"], 2),
+            "driver_rss_over_setting": round(
+                largest["driver_peak_rss_mb"] / memory_mb(args.driver_memory), 2
+            ),
+        },
+        "peak_rss_mb": {"driver": peak},
+        "sizes": sizes,
+    }
+    for size in sizes:
+        if "parquet_raw_prototype_seconds" in size:
+            jobs = size["seconds"]["s3a_job"], size["parquet_raw_prototype_seconds"]["job"]
+            figures["ratios"][f"json_raw_over_parquet_raw_job_at_{size['label']}"] = round(
+                jobs[0] / jobs[1], 2
+            )
+            figures["ratios"][f"parquet_raw_job_over_local_at_{size['label']}"] = round(
+                jobs[1] / size["seconds"]["spark_local"], 2
+            )
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bars", type=int, default=10_000_000)
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes(DEFAULT_SIZES))
     parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--driver-memory", default="8g")
-    parser.add_argument("--use-stack", action="store_true", help="use the configured S3 endpoint")
+    parser.add_argument("--cores", type=int, default=2, help="Spark local[N] and DuckDB threads")
+    parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--shuffle-partitions", type=int, default=None)
+    parser.add_argument(
+        "--breakdown-size",
+        type=int,
+        default=DEFAULT_BREAKDOWN_SIZE,
+        help="the size (one of --sizes) at which the s3a time is split and the Parquet raw "
+        "zone prototype runs; 0 to skip",
+    )
+    parser.add_argument("--warmup-bars", type=int, default=BARS_PER_DAY * 100)
     parser.add_argument("--s3-server", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--no-save", action="store_true", help="print, do not save the figures")
     args = parser.parse_args()
+    args.master = f"local[{args.cores}]"
+    # Python workers (if a step needs any) run this interpreter, with its packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-    import duckdb
-
-    from spark_jobs.daily import daily_metrics, mark_bars, run_daily, usable_bars
     from spark_jobs.session import build_spark
 
-    symbols = [f"S{n:04d}" for n in range(args.symbols)]
-    n_days = max(1, round(args.bars / (len(symbols) * BARS_PER_DAY)))
-    days = trading_days(date(2023, 1, 2), n_days)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-daily-"))
-    parquet_dir, jsonl_dir = work / "parquet", work / "jsonl"
-    parquet_dir.mkdir(parents=True, exist_ok=True)
-    jsonl_dir.mkdir(parents=True, exist_ok=True)
-
-    resources = ExitStack()
-    settings = get_settings()
-    if not args.use_stack:
-        settings = resources.enter_context(private_s3(args.s3_server))
-    bucket = f"bench-daily-{int(time.time())}"
-    settings = settings.model_copy(update={"lake_bucket": bucket, "spark_master": args.master})
-    figures: dict = {"bars": 0, "days": len(days), "symbols": len(symbols), "master": args.master}
-    try:
-        began = time.monotonic()
-        con = duckdb.connect()
-        con.execute("SET TimeZone='UTC'")
-        rng = np.random.default_rng(42)
-        offset = 0
-        for day in days:
-            table = day_bars(day, symbols, rng, offset)
-            offset += table.num_rows
-            pq.write_table(table, parquet_dir / f"{day.isoformat()}.parquet")
-            to_jsonl(con, parquet_dir / f"{day.isoformat()}.parquet", jsonl_dir / f"{day}.jsonl")
-        figures["bars"] = offset
-        figures["generate_seconds"] = round(time.monotonic() - began, 1)
-        figures["jsonl_bytes"] = sum(p.stat().st_size for p in jsonl_dir.iterdir())
-        figures["parquet_bytes"] = sum(p.stat().st_size for p in parquet_dir.iterdir())
-
-        client = s3_client(settings)
-        client.create_bucket(Bucket=bucket)
-        began = time.monotonic()
-        first = 0
-
-        def upload(day: date, first_offset: int, rows: int) -> None:
-            name = lake.OffsetRange("bench", 0, first_offset, first_offset + rows - 1).object_name()
-            client.upload_file(
-                str(jsonl_dir / f"{day}.jsonl"), bucket, lake.raw_historical_prefix(day) + name
-            )
-
-        rows_per_day = len(symbols) * BARS_PER_DAY
-        with ThreadPoolExecutor(4) as pool:
-            uploads = []
-            for day in days:
-                uploads.append(pool.submit(upload, day, first, rows_per_day))
-                first += rows_per_day
-            for done in uploads:
-                done.result()
-        figures["upload_seconds"] = round(time.monotonic() - began, 1)
-
+    began = time.monotonic()
+    with private_s3(args.s3_server) as settings, JvmRss() as rss:
+        update: dict[str, Any] = {"spark_master": args.master}
+        if args.shuffle_partitions:
+            update["spark_shuffle_partitions"] = args.shuffle_partitions
+        settings = settings.model_copy(update=update)
+        args.shuffle_partitions = settings.spark_shuffle_partitions
         spark = build_spark(settings, "bench-daily", {"spark.driver.memory": args.driver_memory})
-        # 1. The real job over s3a (raw JSON lines in, processed parquet out).
-        began = time.monotonic()
-        summary = run_daily(settings, full_refresh=True, spark=spark)
-        s3a_seconds = time.monotonic() - began
-        assert summary.input_rows == offset, summary
-        figures["spark_s3a_jsonl_seconds"] = round(s3a_seconds, 2)
-        figures["spark_s3a_rows_per_s"] = round(offset / s3a_seconds)
-        figures["output_rows"] = summary.output_rows
-
-        # 2. Spark, same functions, local parquet in and out.
-        spark_out = work / "spark_out"
-        began = time.monotonic()
-        bars = spark.read.parquet(str(parquet_dir))
-        metrics = daily_metrics(usable_bars(mark_bars(bars)))
-        metrics.write.mode("overwrite").parquet(str(spark_out))
-        spark_local = time.monotonic() - began
-        figures["spark_local_parquet_seconds"] = round(spark_local, 2)
-        figures["spark_local_rows_per_s"] = round(offset / spark_local)
-
-        # 3. DuckDB, same metrics in SQL, same local parquet in and out.
-        duck_out = work / "duckdb_out.parquet"
-        began = time.monotonic()
-        con.execute(DUCKDB_METRICS.format(source=parquet_dir, target=duck_out, lookback=10))
-        duck = time.monotonic() - began
-        figures["duckdb_local_parquet_seconds"] = round(duck, 2)
-        figures["duckdb_local_rows_per_s"] = round(offset / duck)
-        figures["duckdb_threads"] = con.execute("SELECT current_setting('threads')").fetchone()[0]
-
-        # The three agree (so the timings compare the same work).
-        check = con.execute(
-            f"""SELECT count(*), max(abs(d.vwap - s.vwap) / s.vwap),
-                       max(abs(coalesce(d.return_pct, 0) - coalesce(s.return_pct, 0)))
-                FROM read_parquet('{duck_out}') d
-                JOIN read_parquet('{spark_out}/*.parquet') s USING (symbol, trade_date)"""
-        ).fetchone()
-        figures["rows_compared"] = check[0]
-        figures["max_vwap_rel_diff"] = check[1]
-        figures["max_return_abs_diff"] = check[2]
-        assert check[0] == summary.output_rows, check
-
-        figures["ratio_spark_s3a_over_duckdb"] = round(s3a_seconds / duck, 2)
-        figures["ratio_spark_local_over_duckdb"] = round(spark_local / duck, 2)
-        figures["ratio_spark_s3a_over_spark_local"] = round(s3a_seconds / spark_local, 2)
-        spark.stop()
-    finally:
-        if args.use_stack:
-            empty_bucket(settings)
-        resources.close()
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            if args.warmup_bars:  # JIT, class loading, s3a connections: not in the figures
+                run_size(spark, settings, args, args.warmup_bars, rss, deep=False)
+            sizes = [
+                run_size(spark, settings, args, records, rss, records == args.breakdown_size)
+                for records in args.sizes
+            ]
+        finally:
+            spark.stop()
+    figures = summarize(sizes, args)
+    figures["seconds"] = {"bench_total": round(time.monotonic() - began, 1)}
     print(json.dumps(figures, indent=2, default=str))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    if not args.no_save:
+        save("bench_spark_daily", figures)
 
 
 if __name__ == "__main__":
