@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,11 +30,25 @@ from ingestion.csv_source import CsvError, parse_column_mapping
 from ingestion.errors import ProduceError
 from ingestion.kafka_sink import Compression
 from ingestion.market_hours import DateRangeError
-from ingestion.producer import ProduceSummary, produce_historical, produce_realtime
+from ingestion.producer import (
+    IngestLedger,
+    ProduceSummary,
+    produce_historical_once,
+    produce_realtime,
+)
 from ingestion.realtime_plan import plan_realtime
 from ingestion.yahoo import DEFAULT_SYMBOLS, YahooError
-from stocklake.schemas import SYMBOL_RULE, Clock, HistoricalSource, Interval, is_symbol
-from stocklake.settings import get_settings
+from loaders.governance import ingestions_of, record_ingestion
+from stocklake.schemas import (
+    SYMBOL_RULE,
+    Clock,
+    HistoricalSource,
+    Interval,
+    RecordKind,
+    is_symbol,
+)
+from stocklake.settings import Settings, get_settings
+from streaming.options import default_group_id
 
 app = typer.Typer(
     help="Send historical bars or simulated real-time ticks to Kafka (key = symbol).",
@@ -85,6 +100,15 @@ def _symbols(text: str | None) -> list[str] | None:
 
 def _day(value: datetime | None) -> date | None:
     return value.date() if value is not None else None
+
+
+def ingest_ledger(settings: Settings) -> IngestLedger:
+    """The warehouse's ingestion_metadata, as the historical producer's guard reads it."""
+    return IngestLedger(
+        earlier=functools.partial(ingestions_of, settings),
+        record=functools.partial(record_ingestion, settings),
+        landing_group=default_group_id(RecordKind.HISTORICAL),
+    )
 
 
 @contextmanager
@@ -236,6 +260,14 @@ def historical(
     ] = False,
     topic: TopicOption = None,
     compression: CompressionOption = Compression.NONE,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Send a dataset even if the same data (same fingerprint) was sent before; "
+            "the sending is recorded as forced.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send historical OHLCV bars: yfinance (online), csv (bundled real data) or synthetic GBM.
@@ -244,12 +276,18 @@ def historical(
     bar is read and validated before the first one is sent. Defaults: csv sends
     every bundled symbol over its whole file; yfinance and synthetic use
     AAPL,MSFT,GOOGL,AMZN,META,TSLA,NVDA over the last month.
+
+    The same dataset (source, symbols, interval, range and bar values) is sent once: a
+    repeat is refused naming the earlier run, unless --force (`ingestion_metadata`).
     """
     settings = get_settings()
     chosen = _symbols(symbols)
     with command_run("produce historical") as run, _errors_exit(run), _progress(not as_json) as bar:
-        summary = produce_historical(
+        summary = produce_historical_once(
             settings,
+            ingest_ledger(settings),
+            run_id=run.run_id,
+            force=force,
             source=source.value,
             topic=topic,
             compression=compression.value,

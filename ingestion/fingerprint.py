@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from ingestion.errors import ProduceError
 from stocklake.governance import Delivery
 from stocklake.schemas import HistoricalBar
 from stocklake.settings import Settings
@@ -101,7 +102,7 @@ def offsets_landed(offsets: dict[Any, Any], committed: dict[int, int]) -> bool:
     )
 
 
-class DuplicateIngestError(RuntimeError):
+class DuplicateIngestError(ProduceError):
     """The dataset was sent before; the message names the earlier run and how to force."""
 
 

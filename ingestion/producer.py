@@ -106,9 +106,16 @@ def produce_historical_once(
     def guard(batch: HistoricalBatch) -> None:
         fingerprint = fingerprint_bars(batch.bars, str(source))
         decided["fingerprint"] = fingerprint
+        try:
+            earlier = ledger.earlier(fingerprint.sha256)
+        except Exception as error:  # the warehouse's own error, whichever backend
+            raise ProduceError(
+                "cannot check whether this dataset was sent before (ingestion_metadata): "
+                f"{_first_line(error)}; is the warehouse up (`stocklake status`)?"
+            ) from None
         decided["delivery"] = decide_delivery(
             fingerprint,
-            ledger.earlier(fingerprint.sha256),
+            earlier,
             force=force,
             scheduled=scheduled,
             landed=lambda row: _landed(settings, row, ledger.landing_group),
@@ -119,11 +126,23 @@ def produce_historical_once(
     summary = produce_historical(settings, source=source, on_collected=guard, **produce_args)
     if summary.records:
         row = ingestion_row(decided["fingerprint"], decided["delivery"], summary, run_id)
-        ledger.record(row)
-        summary.notes.append(
-            f"fingerprint {row['fingerprint'][:16]} recorded ({row['delivery']} sending)"
-        )
+        try:
+            ledger.record(row)
+        except Exception as error:  # sent already: say so rather than fail a done sending
+            summary.notes.append(
+                f"fingerprint {row['fingerprint'][:16]} NOT recorded ({_first_line(error)}): "
+                "a repeat of this dataset will not be refused"
+            )
+        else:
+            summary.notes.append(
+                f"fingerprint {row['fingerprint'][:16]} recorded ({row['delivery']} sending)"
+            )
     return summary
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _landed(settings: Settings, row: Mapping[str, Any], group: str) -> bool | None:

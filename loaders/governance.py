@@ -37,11 +37,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The warehouses (kind, where, schema) this process has migrated: once is enough.
+_MIGRATED: set[tuple[str, str, str]] = set()
+
+
 @contextmanager
 def governance_warehouse(settings: Settings, schema: str | None = None) -> Iterator[Warehouse]:
-    """The configured warehouse, migrated (the governance tables exist)."""
+    """The configured warehouse, migrated (the governance tables exist); the migration
+    runs once per process and warehouse."""
+    if settings.warehouse_kind == "postgres":
+        where, default_schema = settings.postgres_dsn(), settings.warehouse_schema
+    else:
+        where = f"{settings.snowflake_account}/{settings.snowflake_database}"
+        default_schema = settings.snowflake_schema
+    key = (str(settings.warehouse_kind), where, schema or default_schema)
     with connect_warehouse(settings, schema=schema) as warehouse:
-        warehouse.migrate()
+        if key not in _MIGRATED:
+            warehouse.migrate()
+            _MIGRATED.add(key)
         yield warehouse
 
 

@@ -82,13 +82,14 @@ class LoadSummary:
 
 
 def local_run_id(origin: str = "cli", at: datetime | None = None) -> str:
-    """`<origin>:<user>@<host>:<UTC time>`: names a run started by hand, not by Airflow."""
+    """`<origin>:<user>@<host>:<UTC time to the microsecond>`: names a run started by hand,
+    not by Airflow (two commands started in the same second are two runs)."""
     try:
         user = getpass.getuser()
     except Exception:  # no login name in the environment nor the password database
         user = "unknown"
     moment = (at or datetime.now(UTC)).astimezone(UTC)
-    return f"{origin}:{user}@{socket.gethostname()}:{moment:%Y-%m-%dT%H:%M:%SZ}"
+    return f"{origin}:{user}@{socket.gethostname()}:{moment:%Y-%m-%dT%H:%M:%S.%fZ}"
 
 
 def load_mode(start: date | None, end: date | None, full_refresh: bool) -> str:

@@ -22,6 +22,7 @@ from spark_jobs.daily import DailySummary
 from stocklake.governance import DRIFT_ALERTS_COLUMNS, QUALITY_RESULTS_COLUMNS
 from stocklake.settings import get_settings
 from streaming.summary import LandSummary
+from tests.ingestion.test_produce_kafka import admin, topic  # noqa: F401 (fixtures)
 from tests.loaders.conftest import Backend, lake, postgres  # noqa: F401 (fixtures)
 from tests.loaders.data import TestLake, daily_metrics
 
@@ -255,3 +256,35 @@ def test_make_run_ends_with_its_runs(monkeypatch: pytest.MonkeyPatch, capsys) ->
     monkeypatch.setattr(pipeline_run, "run_command", down)
     pipeline_run.show_runs(datetime(2020, 12, 31, tzinfo=UTC))  # a line, not a failure
     assert "(not shown: stocklake runs failed (exit 1))" in capsys.readouterr().out
+
+
+@pytest.mark.services
+def test_the_same_csv_twice_is_refused_then_forced(cli: CliRunner, admin, topic: str) -> None:  # noqa: F811
+    args = ["produce", "historical", "--source", "csv", "--symbols", "AAPL", "--topic", topic]
+    args += ["--start", "2020-10-01", "--end", "2020-10-08", "--json"]
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    first_run = json.loads(first.output)["pipeline_run_id"]
+
+    again = cli.invoke(app, args)
+    assert again.exit_code == 1
+    said = " ".join(again.output.split())  # the console wraps long lines
+    assert f"was already sent by run {first_run} at" in said
+    assert said.endswith("send it again with --force")
+
+    forced = cli.invoke(app, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    rows = json.loads(
+        cli.invoke(
+            app,
+            [
+                "sql",
+                "--json",
+                "SELECT run_id, delivery, records FROM ingestion_metadata ORDER BY sent_at",
+            ],
+        ).output
+    )
+    assert [(row["run_id"] == first_run, row["delivery"], row["records"]) for row in rows] == [
+        (True, "first", 5),
+        (False, "forced", 5),
+    ]
