@@ -89,7 +89,8 @@ def test_first_load_inserts_everything_and_audits(backend: Backend, lake: TestLa
     assert audit["finished_at"] >= audit["started_at"]
     # Called from Python without a run: named after who ran it, where and when.
     assert audit["pipeline_run_id"] == summary.pipeline_run_id
-    assert re.fullmatch(r"python:.+@.+:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", audit["pipeline_run_id"])
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    assert re.fullmatch(rf"python:.+@.+:{stamp}", audit["pipeline_run_id"])
     assert audit["logical_date"] is None
     took = (audit["finished_at"] - audit["started_at"]).total_seconds()
     assert audit["duration_seconds"] == pytest.approx(took, abs=0.01)
