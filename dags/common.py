@@ -1,13 +1,17 @@
-"""What both DAGs share: default task arguments, the failure callback, small glue.
+"""What the DAGs share: default task arguments, the failure callback, run metadata, glue.
 
 Cheap to import (no stage, Spark or pandas import at parse time). Tasks pass data as
 TaskFlow XComArgs only; `completion_summary` takes the hops' outputs the same way.
+`tracked` records each task as a stage of its DAG run (`pipeline_runs`, `stage_runs`),
+with the counts `stage_counts` reads from the task's summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -27,7 +31,9 @@ __all__ = [
     "settings",
     "skip_run",
     "spark_cluster",
+    "stage_counts",
     "summary_of",
+    "tracked",
 ]
 
 
@@ -148,8 +154,137 @@ def completion_summary(dag_id: str, hops: dict[str, Any]):
         if not isinstance(output, XComArg):
             raise TypeError(f"{dag_id}: hop {hop!r} needs its task's output, got {output!r}")
 
-    @task(task_id="completion_summary")
+    # The run's last stage: it marks the run succeeded. "none_failed": it also runs after a
+    # skipped hop (a holiday), but not after a failed one (that task marked the run failed).
+    @task(task_id="completion_summary", trigger_rule="none_failed")
+    @tracked(finishes_run=True)
     def summarise(summaries: dict[str, Any]) -> None:
         log_summary(dag_id, summaries)
 
     return summarise(hops)
+
+
+# ----------------------------------------------------------------- run metadata
+
+PRODUCE = {
+    "records_in": ("records", "failed"),  # every record offered to Kafka
+    "records_out": ("records",),  # acknowledged by the broker
+    "bytes_written": ("bytes",),
+}
+LAND = {
+    "records_in": ("records_in",),
+    "records_out": ("landed",),
+    "records_quarantined": ("quarantined",),  # {reason: count}
+    "objects_written": ("objects_written",),
+    "bytes_written": ("bytes_written",),
+}
+LOAD = {
+    "records_in": ("rows_read",),
+    "records_out": ("rows_inserted", "rows_updated"),  # rows the MERGE changed
+    "records_quarantined": ("rows_rejected",),
+    "duplicates_dropped": ("rows_duplicate",),
+}
+# Per kind of task summary: stage count -> the summary keys it adds up (a list counts its
+# items, a {name: number} mapping its numbers). Keys a summary lacks leave the count empty.
+STAGE_COUNTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "produce": PRODUCE,
+    "land": LAND,
+    "spark daily": {
+        "records_in": ("input_rows",),
+        "records_out": ("output_rows",),
+        "duplicates_dropped": ("duplicates_dropped",),
+        "objects_written": ("partitions_written",),
+    },
+    "spark features": {
+        "records_in": ("history_rows_read",),
+        "records_out": ("daily_rows", "intraday_rows"),
+        "objects_written": ("daily_dates_written", "intraday_dates_written"),
+    },
+    "spark stream": {
+        "records_in": ("input_rows",),
+        "records_out": ("output_rows",),
+        "duplicates_dropped": ("duplicate_rows_dropped",),
+        "objects_written": ("partitions_written",),
+    },
+    "load": LOAD,
+    "train": {"records_in": ("rows",)},  # a model card's {part: rows}
+    # Checks, drift and the summary: their results are quality_results / drift_alerts rows.
+    "none": {},
+}
+
+
+def _figure(value: Any) -> int | None:
+    """A summary value as a count: a number, a list's length, a mapping's numbers summed."""
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, Mapping):
+        numbers = [_figure(item) for item in value.values()]
+        return sum(number for number in numbers if number is not None)
+    if isinstance(value, list | tuple | set):
+        return len(value)
+    return int(value)
+
+
+def stage_counts(kind: str, summary: Any) -> dict[str, int]:
+    """The stage counts a task's summary gives (pure): only those the summary has."""
+    mapping = STAGE_COUNTS[kind]
+    if not isinstance(summary, Mapping):
+        return {}
+    counts = {}
+    for count, keys in mapping.items():
+        present = [_figure(summary[key]) for key in keys if key in summary]
+        present = [figure for figure in present if figure is not None]
+        if present:
+            counts[count] = sum(present)
+    return counts
+
+
+def run_context() -> dict[str, Any]:
+    """The running task's DAG run as `tracked_stage` wants it (from Airflow's context)."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return {
+        "run_id": context["run_id"],
+        "pipeline": context["dag"].dag_id,
+        "stage": context["task_instance"].task_id,
+        "logical_date": context.get("logical_date"),
+        "interval": (context.get("data_interval_start"), context.get("data_interval_end")),
+    }
+
+
+def tracked(kind: str = "none", *, finishes_run: bool = False) -> Callable:
+    """Run a task's callable as a stage of its DAG run (`loaders.governance.tracked_stage`).
+
+    The run's `pipeline_runs` row (run id: Airflow's; pipeline: the DAG id) and the task's
+    `stage_runs` row, with the counts `stage_counts(kind, ...)` reads from what it returns.
+    An exception marks the stage and the run failed; a skip is a stage that succeeded
+    with no counts (its reason is in the task log). Put it under `@task`: TaskFlow still
+    sees the callable's own parameters.
+    """
+
+    def wrap(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from loaders.governance import tracked_stage
+            from stocklake.governance import RunKind
+
+            skipped = None
+            with tracked_stage(
+                settings(), run_kind=RunKind.DAG, finishes_run=finishes_run, **run_context()
+            ) as stage:
+                try:
+                    summary = function(*args, **kwargs)
+                except AirflowSkipException as skip:
+                    skipped, summary = skip, None
+                for count, value in stage_counts(kind, summary).items():
+                    setattr(stage.counts, count, value)
+            if skipped is not None:
+                raise skipped
+            return summary
+
+        return run
+
+    return wrap

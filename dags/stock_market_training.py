@@ -20,7 +20,11 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from dags.common import DEFAULT_ARGS, completion_summary, log, settings, skip_run
+from dags.common import DEFAULT_ARGS, completion_summary, log, settings, skip_run, tracked
+from dags.lineage import lake_folder, table
+from stocklake import lake
+
+MODELS = lake_folder(lake.MODELS)  # each model's versions
 
 
 def _warehouse_frame(which: str):
@@ -53,6 +57,7 @@ def _publish_and_record(result: Any) -> dict[str, Any]:
         "training_range": card["training_range"],
         "data_fingerprint": card["data_fingerprint"],
         "recorded": recorded,
+        "rows": card.get("rows"),  # {part: rows}
         "test": {scorer: {k: v for k, v in values.items()} for scorer, values in test.items()},
     }
 
@@ -71,7 +76,12 @@ def _publish_and_record(result: Any) -> dict[str, Any]:
     },
 )
 def stock_market_training() -> None:
-    @task(execution_timeout=timedelta(minutes=20))
+    @task(
+        execution_timeout=timedelta(minutes=20),
+        inlets=[table("daily_features")],
+        outlets=[MODELS],
+    )
+    @tracked("train")
     def train_direction(params=None) -> dict:
         """The next-day direction model on daily_features."""
         from models.direction import DirectionError, train_direction
@@ -82,7 +92,8 @@ def stock_market_training() -> None:
             raise ValueError(f"direction model: {error}") from None
         return _publish_and_record(result)
 
-    @task(execution_timeout=timedelta(minutes=20))
+    @task(execution_timeout=timedelta(minutes=20), outlets=[MODELS])
+    @tracked("train")
     def train_stress(kind: str) -> dict:
         """The stress index on intraday_features (stress_intraday) or daily_features."""
         from models.stress import INTRADAY, StressError, train_stress
@@ -105,14 +116,18 @@ def stock_market_training() -> None:
         return _publish_and_record(result)
 
     direction = train_direction()
-    intraday = train_stress.override(task_id="train_stress_intraday")("stress_intraday")
-    daily = train_stress.override(task_id="train_stress_daily")("stress_daily")
-    summary = completion_summary(
+    intraday = train_stress.override(
+        task_id="train_stress_intraday", inlets=[table("intraday_features")]
+    )("stress_intraday")
+    daily = train_stress.override(task_id="train_stress_daily", inlets=[table("daily_features")])(
+        "stress_daily"
+    )
+    # Its trigger rule is none_failed: a skipped stress index must not skip the summary;
+    # a failed one fails the run.
+    completion_summary(
         "stock_market_training",
         {"direction": direction, "stress intraday": intraday, "stress daily": daily},
     )
-    # A skipped stress index must not skip the summary; a failed one fails the run.
-    summary.operator.trigger_rule = "none_failed"
 
 
 stock_market_training()

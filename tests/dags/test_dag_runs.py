@@ -172,6 +172,16 @@ def test_failing_stage_stops_the_run_and_a_rerun_completes(isolated: dict[str, s
     log = result.stdout + result.stderr
     assert "stocklake stage 'land_bars' failed" in log
     assert "127.0.0.1:9" in log, "the failure must name the unreachable endpoint"
+    # The failed task marked its stage and the run failed; nothing after it ran a stage.
+    failed_run = latest_run_id(isolated, BATCH)
+    ((status, error),) = warehouse(
+        isolated, "SELECT status, error FROM pipeline_runs WHERE run_id = %s", (failed_run,)
+    )
+    assert status == "failed" and error.startswith("land_bars: "), error
+    stages = dict(
+        warehouse(isolated, "SELECT stage, status FROM stage_runs WHERE run_id = %s", (failed_run,))
+    )
+    assert stages == {"produce_bars": "succeeded", "land_bars": "failed"}, stages
 
     # The cause fixed (the real endpoint), the same run date completes.
     result, states = run_dag(isolated, BATCH, "2020-12-30T22:00:00+00:00")
@@ -224,6 +234,86 @@ def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
     )
     assert run_id == latest_run_id(isolated, BATCH)
     assert logical_date == datetime(2020, 12, 31, 22, tzinfo=UTC)
+    assert_run_metadata(isolated, run_id)
+
+
+def assert_run_metadata(env: dict[str, str], run_id: str) -> None:
+    """The DAG run's pipeline_runs row, a stage_runs row per task with its counts, and the
+    quality suite's results (none failed) for the run's trading date."""
+    ((kind, pipeline, status, start, end),) = warehouse(
+        env,
+        "SELECT run_kind, pipeline, status, interval_start, interval_end FROM pipeline_runs "
+        "WHERE run_id = %s",
+        (run_id,),
+    )
+    assert (kind, pipeline, status) == ("dag", BATCH, "succeeded")
+    assert (start, end) == (
+        datetime(2020, 12, 30, 22, tzinfo=UTC),
+        datetime(2020, 12, 31, 22, tzinfo=UTC),
+    )
+    stages = {
+        stage: (status, records_in, records_out)
+        for stage, status, records_in, records_out in warehouse(
+            env,
+            "SELECT stage, status, records_in, records_out FROM stage_runs WHERE run_id = %s",
+            (run_id,),
+        )
+    }
+    # Every task but the sensor (it only waits) is a stage; the seven symbols' bars.
+    assert set(stages) == set(task_states(env, BATCH)) - {"wait_for_raw_partition"}, stages
+    assert {status for status, _, _ in stages.values()} == {"succeeded"}, stages
+    assert stages["produce_bars"][2] == 7 and stages["land_bars"][1:] == (7, 7), stages
+    assert stages["daily_metrics"][2] == 7 and stages["load_warehouse"][1] == 7, stages
+    results = warehouse(
+        env,
+        "SELECT dataset, status, COUNT(*) FROM quality_results WHERE run_id = %s GROUP BY 1, 2",
+        (run_id,),
+    )
+    datasets = {dataset for dataset, _, _ in results}
+    assert {"raw_bars", "daily_metrics", "daily_features"} <= datasets, results
+    assert "failed" not in {status for _, status, _ in results}, results
+
+
+def test_a_check_failed_at_severity_fail_stops_the_run_before_any_load(
+    stack: Settings, isolated: dict[str, str]
+) -> None:
+    """A raw bar with low above open (the producer's validation would refuse it: it is put
+    in the raw partition directly) fails check_raw_bars; nothing after it runs or loads."""
+    from stocklake import lake
+    from stocklake.schemas import HistoricalBar
+
+    good = HistoricalBar(
+        symbol="ZZZZ", ts="2020-12-30T00:00:00Z", interval="1d", open=10, high=12, low=9,
+        close=11, volume=100, source="csv", ingested_at="2020-12-31T00:00:00Z",
+    )  # fmt: skip
+    bad = {**json.loads(good.to_json()), "low": 10.5}
+    prefix = lake.raw_historical_prefix(datetime(2020, 12, 30).date())
+    name = lake.OffsetRange(isolated["TOPIC_HISTORICAL"], 9, 0, 0).object_name()
+    s3_client(stack).put_object(
+        Bucket=isolated["LAKE_BUCKET"], Key=prefix + name, Body=json.dumps(bad).encode() + b"\n"
+    )
+    no_retries = {**isolated, "AIRFLOW_TASK_RETRIES": "0"}
+    result, states = run_dag(no_retries, BATCH, "2020-12-30T22:00:00+00:00")
+    assert states["check_raw_bars"] == "failed", _explain(result)
+    after = ("daily_metrics", "load_warehouse", "load_features", "data_checks")
+    assert all(states[task] == "upstream_failed" for task in after), states
+    assert states["completion_summary"] == "upstream_failed", states
+    log = result.stdout + result.stderr
+    assert f"raw_bars {prefix} ohlc_consistent: observed 1, expected 0" in log, _explain(result)
+    ((loaded,),) = warehouse(isolated, "SELECT COUNT(*) FROM daily_metrics")
+    assert loaded == 0
+    run_id = latest_run_id(isolated, BATCH)
+    ((status, error),) = warehouse(
+        isolated, "SELECT status, error FROM pipeline_runs WHERE run_id = %s", (run_id,)
+    )
+    assert status == "failed" and error.startswith("check_raw_bars: quality checks failed")
+    ((observed, check_status),) = warehouse(
+        isolated,
+        "SELECT observed, status FROM quality_results WHERE run_id = %s "
+        "AND check_name = 'ohlc_consistent'",
+        (run_id,),
+    )
+    assert (observed, check_status) == ("1", "failed")
 
 
 def test_realtime_dag_produces_window_rows(isolated: dict[str, str]) -> None:

@@ -65,9 +65,12 @@ def test_batch_dag_order_schedule_and_params(dagbag) -> None:
             "produce_bars",
             "land_bars",
             "wait_for_raw_partition",
+            "check_raw_bars",
             "daily_metrics",
+            "check_daily_metrics",
             "features",
-            "check_processed_partition",
+            "check_features",
+            "drift",
             "load_warehouse",
             "load_features",
             "data_checks",
@@ -89,7 +92,9 @@ def test_realtime_dag_order_and_schedule(dagbag) -> None:
         [
             "simulate_ticks",
             "land_ticks",
+            "check_raw_ticks",
             "window_metrics",
+            "check_window_metrics",
             "load_window_metrics",
             "completion_summary",
         ],
@@ -186,7 +191,14 @@ def test_batch_params_offer_exactly_the_cores_values(dagbag) -> None:
 def test_batch_tasks_get_the_plan_from_produce_bars(dagbag) -> None:
     """The dates each batch task works on come from produce_bars' output (XComArgs)."""
     dag = dagbag.dags["stock_market_batch"]
-    for task_id in ("wait_for_raw_partition", "daily_metrics", "load_warehouse", "data_checks"):
+    for task_id in (
+        "wait_for_raw_partition",
+        "check_raw_bars",
+        "daily_metrics",
+        "drift",
+        "load_warehouse",
+        "data_checks",
+    ):
         assert "produce_bars" in dag.get_task(task_id).upstream_task_ids, task_id
 
 
@@ -241,3 +253,157 @@ def test_parsing_the_dags_loads_no_stage_spark_or_pandas() -> None:
     assert result["errors"] == [], result
     assert {"stock_market_batch", "stock_market_realtime"} <= set(result["dags"]), result
     assert result["loaded"] == [], f"parsing the DAGs imported {result['loaded']}"
+
+
+# ----------------------------------------------------------------- lineage and run metadata
+
+# The tasks that touch no data of their own: the summary (it logs the others' results).
+NO_DATA = {"completion_summary"}
+# Tasks whose data comes from outside the pipeline (a source of bars, the simulator).
+SOURCES = {"produce_bars", "simulate_ticks"}
+
+
+def _uris(assets) -> set[str]:
+    return {asset.uri for asset in assets}
+
+
+@pytest.mark.parametrize(
+    "dag_id", ["stock_market_batch", "stock_market_realtime", "stock_market_training"]
+)
+def test_every_task_that_reads_or_writes_data_declares_its_assets(dagbag, dag_id: str) -> None:
+    """Every task that reads a topic, the lake or the warehouse declares inlets, and every
+    one that writes declares outlets (the sensor only waits for what it reads)."""
+    for task in dagbag.dags[dag_id].tasks:
+        if task.task_id in NO_DATA:
+            assert not task.inlets and not task.outlets, task.task_id
+            continue
+        if task.task_id not in SOURCES:
+            assert task.inlets, f"{task.task_id} reads data but declares no inlets"
+        if task.task_id != "wait_for_raw_partition":
+            assert task.outlets, f"{task.task_id} writes data but declares no outlets"
+        for asset in [*task.inlets, *task.outlets]:
+            assert asset.uri.split("://")[0] in {"kafka", "s3", "postgres", "snowflake"}, asset
+
+
+def _lineage(dag) -> dict[str, set[str]]:
+    """Asset -> the assets written from it (through any task of the DAG)."""
+    edges: dict[str, set[str]] = {}
+    for task in dag.tasks:
+        for source in _uris(task.inlets):
+            edges.setdefault(source, set()).update(_uris(task.outlets))
+    return edges
+
+
+def _reaches(edges: dict[str, set[str]], start: str, end: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node == end:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, ()))
+    return False
+
+
+def test_lineage_runs_from_topic_to_warehouse_table(dagbag) -> None:
+    """topic -> raw -> processed -> table, for both DAGs, named from settings and the core."""
+    from stocklake import lake
+    from stocklake.settings import get_settings
+
+    config = get_settings()
+    broker = config.kafka_bootstrap_servers.split(",")[0]
+    bucket = f"s3://{config.lake_bucket}"
+    warehouse = (
+        f"postgres://{config.postgres_host}:{config.postgres_port}/{config.warehouse_db}/"
+        f"{config.warehouse_schema}"
+    )
+    chains = {
+        "stock_market_batch": [
+            f"kafka://{broker}/{config.topic_historical}",
+            f"{bucket}/{lake.RAW_HISTORICAL}",
+            f"{bucket}/{lake.PROCESSED_HISTORICAL}",
+            f"{bucket}/{lake.PROCESSED_FEATURES_DAILY}",
+            f"{warehouse}/daily_features",
+        ],
+        "stock_market_realtime": [
+            f"kafka://{broker}/{config.topic_realtime}",
+            f"{bucket}/{lake.RAW_REALTIME}",
+            f"{bucket}/{lake.PROCESSED_REALTIME}",
+            f"{warehouse}/realtime_window_metrics",
+        ],
+    }
+    for dag_id, chain in chains.items():
+        edges = _lineage(dagbag.dags[dag_id])
+        for source, target in itertools.pairwise(chain):
+            assert target in edges.get(source, set()), (dag_id, source, target, edges)
+    batch = _lineage(dagbag.dags["stock_market_batch"])
+    assert _reaches(batch, chains["stock_market_batch"][0], f"{warehouse}/daily_metrics")
+
+
+def test_lineage_tables_are_the_loaders_tables() -> None:
+    """dags/lineage.py names the tables without importing the loaders stage: the same
+    names as loaders/tables.py, and each loaded table comes from the folder it names."""
+    from dags import lineage
+    from loaders import tables
+
+    assert set(lineage.TABLES) <= {
+        value.name for value in vars(tables).values() if isinstance(value, tables.WarehouseTable)
+    }
+    assert tables.DAILY_METRICS.name == lineage.DAILY_METRICS
+    assert tables.REALTIME_WINDOW_METRICS.name == lineage.REALTIME_WINDOW_METRICS
+    assert (tables.DAILY_FEATURES.name, tables.INTRADAY_FEATURES.name) == (
+        lineage.DAILY_FEATURES,
+        lineage.INTRADAY_FEATURES,
+    )
+
+
+def test_a_snowflake_warehouse_gives_snowflake_table_assets(monkeypatch) -> None:
+    from dags import lineage
+    from stocklake.settings import load_settings
+
+    snowflake = load_settings(
+        WAREHOUSE="snowflake",
+        SNOWFLAKE_ACCOUNT="acme-eu1",
+        SNOWFLAKE_USER="loader",
+        SNOWFLAKE_PASSWORD="secret",
+        SNOWFLAKE_DATABASE="MARKET",
+        SNOWFLAKE_SCHEMA="LAKE",
+    )
+    monkeypatch.setattr(lineage, "settings", lambda: snowflake)
+    asset = lineage.table("daily_metrics")
+    assert asset.uri.startswith("snowflake://") and asset.uri.endswith("/daily_metrics")
+    with pytest.raises(ValueError, match="not one of the DAGs' warehouse tables"):
+        lineage.table("no_such_table")
+
+
+def test_the_last_task_finishes_the_run_unless_a_task_failed(dagbag) -> None:
+    """completion_summary marks the run succeeded: it runs after skipped hops (a holiday),
+    never after a failed one (that task already marked the run failed)."""
+    for dag in dagbag.dags.values():
+        assert dag.get_task("completion_summary").trigger_rule == "none_failed", dag.dag_id
+
+
+def test_stage_counts_come_from_each_kind_of_summary() -> None:
+    from dags.common import stage_counts
+
+    land = {"records_in": 9, "landed": 7, "quarantined": {"bad_json": 1, "ohlc": 1},
+            "objects_written": 3, "bytes_written": 2048, "seconds": 0.4}  # fmt: skip
+    assert stage_counts("land", land) == {
+        "records_in": 9,
+        "records_out": 7,
+        "records_quarantined": 2,
+        "objects_written": 3,
+        "bytes_written": 2048,
+    }
+    load = {"rows_read": 7, "rows_inserted": 5, "rows_updated": 2, "rows_duplicate": 0}
+    assert stage_counts("load", load) == {
+        "records_in": 7,
+        "records_out": 7,
+        "duplicates_dropped": 0,
+    }
+    daily = {"input_rows": 8, "output_rows": 7, "partitions_written": ["a/", "b/"]}
+    assert stage_counts("spark daily", daily)["objects_written"] == 2
+    assert stage_counts("train", {"rows": {"train": 60, "test": 20}}) == {"records_in": 80}
+    assert stage_counts("none", land) == {}
+    assert stage_counts("land", None) == {}
