@@ -7,10 +7,17 @@
      holding the window's last tick was written). Windows close when the watermark
      passes their end, so this includes the watermark wait in accelerated event time.
 
-Ticks are written straight into raw/ as the landing stage would (no Kafka hop).
+Ticks are written straight into raw/ as the landing stage would (no Kafka hop), one
+object per wall second: what the landing writes when run with
+`LandingOptions(batch_age=1.0)` (`stocklake land --batch-age 1`). With the landing's
+default batch_age of 30 s a tick waits up to 30 s before the stream can see it, which
+would dominate this latency; the figure here is the stream's own share.
 By default the lake is a private S3 server started here (SeaweedFS; --s3-server moto).
 
-    python bench/bench_spark_stream.py --ticks 1000000
+    python bench/bench_spark_stream.py --ticks 100000,300000,1000000
+
+Figures go to bench/results/bench_spark_stream.json (`ratios.p95_latency_triggers`:
+the p95 latency over both window sizes, in triggers).
 """
 
 from __future__ import annotations
@@ -34,16 +41,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_spark_daily import empty_bucket, s3_client  # noqa: E402
+from results import per_record_us, save  # noqa: E402
 
 from infra.private_stack import private_s3  # noqa: E402
 from ingestion.simulator import accelerated_start, simulate_ticks, tick_spacing  # noqa: E402
+from spark_jobs.stream import duration_seconds  # noqa: E402
 from stocklake import lake  # noqa: E402
+from stocklake.s3 import s3_client  # noqa: E402
 from stocklake.schemas import format_ts  # noqa: E402
-from stocklake.settings import get_settings  # noqa: E402
+from stocklake.settings import Settings, get_settings  # noqa: E402
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "NFLX", "INTC"]
 LANDED_AT = "2024-01-01T00:00:00.000Z"
+# The landing option whose flush interval the live producer below stands for.
+LANDING_BATCH_AGE_S = 1.0
+
+
+def empty_bucket(settings: Settings) -> None:
+    """Remove the bench's bucket from a shared endpoint."""
+    client = s3_client(settings)
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.lake_bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=settings.lake_bucket, Delete={"Objects": keys})
+        client.delete_bucket(Bucket=settings.lake_bucket)
+    except client.exceptions.NoSuchBucket:
+        pass
 
 
 def raw_body(ticks, offset: int, topic: str = "bench") -> bytes:
@@ -218,9 +242,39 @@ def latency(settings, spark, rate: int, seconds: int, trigger: str, drain: int) 
     return figures
 
 
+def size_row(result: dict) -> dict:
+    """One `sizes` row of an available-now run."""
+    n, seconds = result["ticks"], result["available_now_seconds"]
+    label = f"{n / 1e6:g}M ticks" if n >= 1_000_000 else f"{n // 1000}k ticks"
+    return {
+        "label": label,
+        "records": n,
+        "seconds": {"available_now": seconds},
+        "us_per_record": {"available_now": per_record_us(seconds, n)},
+        "raw_objects": result["raw_objects"],
+        "batches_per_query": result["batches_per_query"],
+    }
+
+
+def latency_figures(live: dict) -> dict:
+    """p50/p95 over both window sizes' rows, and the p95 in triggers."""
+    trigger_s = duration_seconds(live["trigger"])
+    windows = [value for key, value in live.items() if key.startswith("latency_")]
+    p95 = max(window["p95_s"] for window in windows)
+    return {
+        "ratios": {"p95_latency_triggers": round(p95 / trigger_s, 2)},
+        "latency_s": {
+            "p50": max(window["p50_s"] for window in windows),
+            "p95": p95,
+            "trigger": trigger_s,
+            "landing_batch_age": LANDING_BATCH_AGE_S,
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ticks", type=int, default=1_000_000)
+    parser.add_argument("--ticks", default="100000,300000,1000000", help="one run per size")
     parser.add_argument("--ticks-per-file", type=int, default=10_000)
     parser.add_argument("--max-files-per-trigger", type=int, default=25)
     parser.add_argument("--rate", type=int, default=200, help="live ticks per wall second")
@@ -232,7 +286,7 @@ def main() -> None:
     parser.add_argument("--use-stack", action="store_true")
     parser.add_argument("--s3-server", choices=["seaweedfs", "moto"], default="seaweedfs")
     parser.add_argument("--skip", choices=["throughput", "latency"], default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args()
 
     from spark_jobs.session import build_spark
@@ -249,19 +303,22 @@ def main() -> None:
     buckets = []
     try:
         spark = build_spark(base, "bench-stream", {"spark.driver.memory": args.driver_memory})
-        if args.skip != "throughput":
-            settings = base.model_copy(update={"lake_bucket": f"bench-stream-{stamp}-a"})
-            buckets.append(settings)
-            figures["available_now"] = throughput(
-                settings, spark, args.ticks, args.ticks_per_file, args.max_files_per_trigger
-            )
-            print(json.dumps(figures, indent=2, default=str), flush=True)
         if args.skip != "latency":
-            settings = base.model_copy(update={"lake_bucket": f"bench-stream-{stamp}-b"})
+            settings = base.model_copy(update={"lake_bucket": f"bench-stream-{stamp}-live"})
             buckets.append(settings)
-            figures["processing_time"] = latency(
-                settings, spark, args.rate, args.seconds, args.trigger, args.drain
-            )
+            live = latency(settings, spark, args.rate, args.seconds, args.trigger, args.drain)
+            figures.update(latency_figures(live), processing_time=live)
+            print(json.dumps(figures, indent=2, default=str), flush=True)
+        if args.skip != "throughput":
+            figures["sizes"] = []
+            for n in sorted(int(value) for value in args.ticks.split(",")):
+                settings = base.model_copy(update={"lake_bucket": f"bench-stream-{stamp}-{n}"})
+                buckets.append(settings)
+                result = throughput(
+                    settings, spark, n, args.ticks_per_file, args.max_files_per_trigger
+                )
+                print(json.dumps(result, default=str), flush=True)
+                figures["sizes"].append(size_row(result))
         spark.stop()
     finally:
         if args.use_stack:
@@ -269,8 +326,8 @@ def main() -> None:
                 empty_bucket(settings)
         resources.close()
     print(json.dumps(figures, indent=2, default=str))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    if not args.no_save:
+        save("bench_spark_stream", figures)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from spark_jobs.contract import HOLD_REASON, any_null, with_hold_reason
 from stocklake import lake
 from stocklake.schemas import (
@@ -30,6 +34,7 @@ from stocklake.schemas import (
     REALTIME_TICK_COLUMNS,
     REALTIME_WINDOW_COLUMNS,
     WINDOW_SIZES,
+    arrow_schema,
     spark_ddl,
 )
 from stocklake.settings import Settings
@@ -41,6 +46,11 @@ if TYPE_CHECKING:
 DEFAULT_WATERMARK = "10m"
 DEFAULT_SLIDE = "5m"
 DEFAULT_MAX_FILES_PER_TRIGGER = 200
+# Partitions of each query's state (dedup and windows): every micro-batch writes one state
+# file per partition and operator to the checkpoint on S3, and a batch holds a few
+# thousand ticks, so a new query uses this many rather than the session's
+# spark.sql.shuffle.partitions. A query restarted from a checkpoint keeps its own.
+DEFAULT_STATE_PARTITIONS = 2
 REQUIRED_TICK_COLUMNS = ("symbol", "event_time", "price", "size")
 TICKS_METRIC = "ticks"
 log = logging.getLogger(__name__)
@@ -243,7 +253,15 @@ def read_ticks(spark: SparkSession, settings: Settings, max_files_per_trigger: i
 
 
 class WindowBatchWriter:
-    """foreachBatch sink: one parquet file per (date, batch id), replaced on replay."""
+    """foreachBatch sink: one parquet object per (date, batch id), replaced on replay.
+
+    A micro-batch holds the windows the watermark just closed: a few rows per symbol,
+    however many ticks came in. So the batch is computed once (one Spark action, the
+    stateful plan run once, nothing to persist), collected as Arrow, and each date's rows
+    are PUT as one object: an S3 PUT is atomic, so a reader never sees half a file, and
+    no staging folder, output committer or copy-and-delete rename stands between the
+    trigger and the row being readable.
+    """
 
     def __init__(self, settings: Settings, window_size: str) -> None:
         self.settings = settings
@@ -251,77 +269,44 @@ class WindowBatchWriter:
         self.output_rows = 0
         self.rows_held_back = 0
         self.partitions: set[str] = set()
-        self._staging_root = lake.s3a_uri(
-            settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size) + "-staging")
-        )
+        self._client = None
 
     def target_key(self, day: date, batch_id: int, part: int = 0) -> str:
         prefix = lake.processed_realtime_prefix(self.window_size, day)
         return f"{prefix}batch-{batch_id:012d}-{part:03d}.parquet"
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        from pyspark.sql import functions as F
-
-        from spark_jobs.session import hadoop_fs
-
-        spark = batch.sparkSession
-        jvm = spark.sparkContext._jvm
-        Path = jvm.org.apache.hadoop.fs.Path
-        staging = f"{self._staging_root}batch={batch_id}"
-        fs = hadoop_fs(spark, staging)
-        dated = batch.withColumn("date", F.date_format("window_start", "yyyy-MM-dd"))
-        # Persisted: the count and the write would otherwise each re-run the stateful plan.
-        dated.persist()
-        try:
-            self.rows_held_back += self._hold_back(dated, batch_id)
-            good = dated.where(F.col(HOLD_REASON).isNull()).drop(HOLD_REASON)
-            per_day = good.groupBy("date").count().collect()
-            rows_by_day = {row["date"]: row["count"] for row in per_day}
-            if not rows_by_day:
-                return
-            fs.delete(Path(staging), True)
-            (
-                good.repartition("date")
-                .sortWithinPartitions("symbol", "window_start")
-                .write.mode("overwrite")
-                .option("partitionOverwriteMode", "static")
-                .partitionBy("date")
-                .parquet(staging)
-            )
-        finally:
-            dated.unpersist()
-        staged = sorted(
-            status.getPath().toString()
-            for status in fs.globStatus(Path(f"{staging}/date=*/part-*.parquet")) or []
-        )
-        parts: dict[date, int] = {}
-        for uri in staged:
-            source = Path(uri)
-            day = lake.partition_date(uri)
-            parts[day] = part = parts.get(day, -1) + 1
-            target = Path(
-                lake.s3a_uri(self.settings.lake_bucket, self.target_key(day, batch_id, part))
-            )
-            # A replay of this batch id replaces the file the first attempt wrote.
-            fs.delete(target, False)
-            fs.mkdirs(target.getParent())
-            if not fs.rename(source, target):
-                raise StreamJobError(f"could not move {source} to {target}")
+        rows = collect_arrow(batch)
+        self.rows_held_back += self._hold_back(rows, batch_id)
+        good = rows.filter(pc.is_null(rows.column(HOLD_REASON))).drop_columns([HOLD_REASON])
+        if good.num_rows == 0:
+            return
+        good = good.cast(arrow_schema(REALTIME_WINDOW_COLUMNS))
+        days = pc.cast(good.column("window_start"), pa.date32())
+        for day in sorted(set(days.to_pylist())):
+            part = good.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            self._put(self.target_key(day, batch_id), part)
             self.partitions.add(lake.processed_realtime_prefix(self.window_size, day))
-        fs.delete(Path(staging), True)
-        rows = sum(rows_by_day.values())
-        self.output_rows += rows
+        self.output_rows += good.num_rows
 
-    def _hold_back(self, dated: DataFrame, batch_id: int) -> int:
-        """Log each window row that must not be written (an overflow, an inf); count them."""
-        from pyspark.sql import functions as F
+    def _put(self, key: str, rows: pa.Table) -> None:
+        """One date's rows, sorted as readers scan them, as one parquet object at `key`
+        (a replay of the batch id replaces it)."""
+        from stocklake.s3 import s3_client
 
-        held = (
-            dated.where(F.col(HOLD_REASON).isNotNull())
-            .select("symbol", "window_start", HOLD_REASON)
-            .collect()
+        ordered = rows.sort_by([("symbol", "ascending"), ("window_start", "ascending")])
+        body = pa.BufferOutputStream()
+        pq.write_table(ordered, body, compression="snappy")
+        if self._client is None:
+            self._client = s3_client(self.settings)
+        self._client.put_object(
+            Bucket=self.settings.lake_bucket, Key=key, Body=body.getvalue().to_pybytes()
         )
-        for row in held:
+
+    def _hold_back(self, rows: pa.Table, batch_id: int) -> int:
+        """Log each window row that must not be written (an overflow, an inf); count them."""
+        held = rows.filter(pc.is_valid(rows.column(HOLD_REASON)))
+        for row in held.select(["symbol", "window_start", HOLD_REASON]).to_pylist():
             log.warning(
                 "%s window %s %s (batch %d) held back (not written): %s",
                 self.window_size,
@@ -330,7 +315,19 @@ class WindowBatchWriter:
                 batch_id,
                 row[HOLD_REASON],
             )
-        return len(held)
+        return held.num_rows
+
+
+def collect_arrow(frame: DataFrame) -> pa.Table:
+    """The frame's rows as one Arrow table: a single Spark action, no pandas in between
+    (timestamps stay instants in UTC, longs stay longs even beside nulls)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    # pyspark 3.5's own collect behind toPandas(); DataFrame.toArrow() is Spark 4's name.
+    batches = frame._collect_as_arrow()
+    if not batches:
+        return to_arrow_schema(frame.schema).empty_table()
+    return pa.Table.from_batches(batches)
 
 
 class _ProgressTally:
@@ -399,6 +396,7 @@ def run_stream(
     max_files_per_trigger: int = DEFAULT_MAX_FILES_PER_TRIGGER,
     stop_event: threading.Event | None = None,
     spark: SparkSession | None = None,
+    state_partitions: int = DEFAULT_STATE_PARTITIONS,
 ) -> StreamSummary:
     """Run one query per window size until the landed files are processed (available_now)
     or until SIGTERM/SIGINT or `stop_event` (processing time), then stop them cleanly."""
@@ -423,7 +421,7 @@ def run_stream(
                 slide_seconds,
                 watermark_seconds,
             )
-            running.append(_start_query(settings, windows, window_size, trigger))
+            running.append(_start_query(settings, windows, window_size, trigger, state_partitions))
         if available_now:
             for each in running:
                 each.query.awaitTermination()
@@ -457,21 +455,33 @@ def _trigger(
 
 
 def _start_query(
-    settings: Settings, windows: DataFrame, window_size: str, trigger: dict[str, object]
+    settings: Settings,
+    windows: DataFrame,
+    window_size: str,
+    trigger: dict[str, object],
+    state_partitions: int,
 ) -> _WindowQuery:
     """Start one window size's query: append mode, each micro-batch through its writer."""
     writer = WindowBatchWriter(settings, window_size)
     checkpoint = lake.s3a_uri(
         settings.lake_bucket, lake.checkpoint_prefix(window_job_name(window_size))
     )
-    query = (
-        windows.writeStream.queryName(window_job_name(window_size).replace("-", "_"))
-        .outputMode("append")
-        .foreachBatch(writer)
-        .option("checkpointLocation", checkpoint)
-        .trigger(**trigger)
-        .start()
-    )
+    conf = windows.sparkSession.conf
+    shared = conf.get("spark.sql.shuffle.partitions")
+    # The query takes its own copy of the session's options when it starts: the
+    # session's setting is put back at once for whatever else shares it.
+    conf.set("spark.sql.shuffle.partitions", str(state_partitions))
+    try:
+        query = (
+            windows.writeStream.queryName(window_job_name(window_size).replace("-", "_"))
+            .outputMode("append")
+            .foreachBatch(writer)
+            .option("checkpointLocation", checkpoint)
+            .trigger(**trigger)
+            .start()
+        )
+    finally:
+        conf.set("spark.sql.shuffle.partitions", shared)
     return _WindowQuery(query, _ProgressTally(WindowQuerySummary(window_size=window_size)), writer)
 
 
