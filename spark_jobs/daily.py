@@ -295,22 +295,21 @@ def find_malformed_line(spark: SparkSession, uris: list[str]) -> tuple[str, str]
 
 
 def write_daily_metrics(metrics: DataFrame, settings: Settings, full_refresh: bool) -> None:
-    """One parquet file per date partition; only the dates present are replaced.
+    """One parquet object per date partition (`spark_jobs.partition_writer`, no rename
+    commit); only the dates present are replaced.
 
     A full refresh replaces the whole processed/historical zone instead.
     """
-    from pyspark.sql import functions as F
+    from spark_jobs.partition_writer import Target, write_partitions
+    from stocklake.schemas import DAILY_METRICS_KEY
 
-    target = lake.s3a_uri(settings.lake_bucket, lake.PROCESSED_HISTORICAL)
-    (
-        metrics.withColumn("date", F.date_format("trade_date", "yyyy-MM-dd"))
-        .repartition("date")
-        .sortWithinPartitions("date", "symbol")
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "static" if full_refresh else "dynamic")
-        .option("compression", "snappy")
-        .partitionBy("date")
-        .parquet(target)
+    write_partitions(
+        metrics,
+        settings,
+        Target(settings.lake_bucket, lake.PROCESSED_HISTORICAL),
+        DAILY_METRICS_COLUMNS,
+        DAILY_METRICS_KEY,
+        full_refresh=full_refresh,
     )
 
 

@@ -19,11 +19,23 @@ from typing import TYPE_CHECKING
 from spark_jobs.daily import mark_bars, raw_historical_dates, read_raw_bars, usable_bars
 from spark_jobs.features import daily_features, intraday_features
 from stocklake import lake
-from stocklake.schemas import DAILY_FEATURES_KEY, INTRADAY_FEATURES_KEY
-from stocklake.settings import Settings
+from stocklake.schemas import (
+    DAILY_FEATURES_COLUMNS,
+    DAILY_FEATURES_KEY,
+    INTRADAY_FEATURES_COLUMNS,
+    INTRADAY_FEATURES_KEY,
+)
+from stocklake.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+
+# The file contract of each features dataset, by its folder in the lake.
+FEATURE_COLUMNS = {
+    lake.PROCESSED_FEATURES_DAILY: DAILY_FEATURES_COLUMNS,
+    lake.PROCESSED_FEATURES_INTRADAY: INTRADAY_FEATURES_COLUMNS,
+}
 
 
 class FeaturesJobError(RuntimeError):
@@ -105,6 +117,7 @@ def _daily(
             lake.s3a_uri(settings.lake_bucket, lake.PROCESSED_FEATURES_DAILY),
             DAILY_FEATURES_KEY,
             full_refresh=summary.full_refresh,
+            settings=settings,
         )
     finally:
         metrics.unpersist()
@@ -144,34 +157,35 @@ def _intraday(
         lake.s3a_uri(settings.lake_bucket, lake.PROCESSED_FEATURES_INTRADAY),
         INTRADAY_FEATURES_KEY,
         full_refresh=summary.full_refresh,
+        settings=settings,
     )
 
 
 def write_date_partitions(
-    frame: DataFrame, target: str, key: tuple[str, ...], *, full_refresh: bool
+    frame: DataFrame,
+    target: str,
+    key: tuple[str, ...],
+    *,
+    full_refresh: bool,
+    settings: Settings | None = None,
 ) -> tuple[list[str], int]:
-    """Write `frame` as one parquet file per trade date under `target`/date=YYYY-MM-DD/
-    (sorted by `key`); only the dates present are replaced, or, on a full refresh, the
-    whole folder. Returns (dates written, rows written)."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    """Write `frame` as one parquet object per trade date under `target`/date=YYYY-MM-DD/
+    (sorted by `key`, through `spark_jobs.partition_writer`: no rename commit); only the
+    dates present are replaced, or, on a full refresh, the whole folder. The file's
+    columns are the contract of the dataset in `target`'s folder. `settings` give the S3
+    endpoint and login (default: the process's settings). Returns (dates written, rows
+    written)."""
+    from spark_jobs.partition_writer import Target, write_partitions
 
-    dated = frame.withColumn("date", F.date_format("trade_date", "yyyy-MM-dd")).persist(
-        StorageLevel.MEMORY_AND_DISK
+    where = Target.from_uri(target)
+    if where.base not in FEATURE_COLUMNS:
+        raise ValueError(f"{target} is not a features folder ({', '.join(FEATURE_COLUMNS)})")
+    written = write_partitions(
+        frame,
+        settings or get_settings(),
+        where,
+        FEATURE_COLUMNS[where.base],
+        key,
+        full_refresh=full_refresh,
     )
-    try:
-        counts = dated.groupBy("date").count().collect()
-        if not counts and not full_refresh:
-            return [], 0
-        (
-            dated.repartition("date")
-            .sortWithinPartitions("date", *key)
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "static" if full_refresh else "dynamic")
-            .option("compression", "snappy")
-            .partitionBy("date")
-            .parquet(target)
-        )
-    finally:
-        dated.unpersist()
-    return sorted(row["date"] for row in counts), sum(row["count"] for row in counts)
+    return written.dates, written.rows

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,6 +86,10 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        # Reading many small folders (a backfill: one raw folder per date): Spark lists
+        # them in one job of up to this many tasks. Its default (10,000) makes one task
+        # per folder, which cost more than the listing itself (2,870 folders: 19 s -> 4 s).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "32",
         # Readers (pyarrow, loaders) expect int64 microseconds, not legacy INT96.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.enabled": "false",
@@ -129,6 +134,9 @@ def build_spark(
     if settings.spark_master.startswith("local"):
         # Read by the JVM before any option: no "hostname resolves to a loopback" warning.
         os.environ.setdefault("SPARK_LOCAL_IP", settings.bind_host)
+        # Python workers (mapInArrow in spark_jobs.partition_writer) run this interpreter,
+        # with its packages (pyarrow, boto3), not whatever `python3` is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     conf = spark_conf(settings, app_name)
     conf.update(extra_conf or {})
