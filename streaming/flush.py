@@ -18,11 +18,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
 from streaming.batching import PartitionBatch, PartitionFlush
+from streaming.client import Consumer, KafkaException, TopicPartition
 from streaming.errors import LandingError
 from streaming.options import Probe
 from streaming.ownership import Claims
@@ -68,24 +65,29 @@ def write_flush(
 
 
 def commit_offsets(
-    consumer: KafkaConsumer, topic: str, group_id: str, flushes: list[PartitionFlush]
+    consumer: Consumer, topic: str, group_id: str, flushes: list[PartitionFlush]
 ) -> bool:
     """Step 4: the group's offsets past the flushes; False when Kafka refused them.
 
     The lake already holds the truth; the group offset only feeds lag monitoring.
     """
-    offsets = {
-        TopicPartition(topic, flush.partition): OffsetAndMetadata(flush.last_offset + 1, "", -1)
-        for flush in flushes
-    }
+    offsets = [TopicPartition(topic, flush.partition, flush.last_offset + 1) for flush in flushes]
     try:
         call_with_retries(
-            lambda: consumer.commit(offsets, timeout_ms=5000),
+            lambda: _commit(consumer, offsets),
             what=f"committing offsets of {topic} for group {group_id}",
             policy=_COMMIT_RETRY,
             retryable=is_transient_kafka_error,
         )
-    except (LandingError, KafkaError) as error:
+    except (LandingError, KafkaException) as error:
         log.warning("offset commit failed, the lake markers stay authoritative: %s", error)
         return False
     return True
+
+
+def _commit(consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    """A synchronous commit; a partition's own error (not ours any more, ...) raises too."""
+    answered = consumer.commit(offsets=offsets, asynchronous=False) or []
+    failed = [tp for tp in answered if tp.error is not None]
+    if failed:
+        raise KafkaException(failed[0].error)

@@ -35,7 +35,14 @@ Checks at assignment, each a LandingError naming the partition and what to do:
 
 Rebalances: records of a revoked partition that are not flushed yet are
 released (never committed, so the next owner reads them again); a newly
-assigned partition stays paused until its claim and recovery have run.
+assigned partition is claimed and recovered first, then assigned at the offset
+the lake gives (nothing is fetched for it before).
+
+Throughput: the consumer is confluent-kafka (`streaming.client`: librdkafka fetches in
+its own threads); canonical ticks pass the gate's fast path; and a due flush is written
+by a background thread while the loop reads the next batch. Flushes never overlap: the
+next one, an idle check, a rebalance and the end of the run all wait for the one in
+flight, so each partition's flushes run the protocol one after another, as before.
 """
 
 from __future__ import annotations
@@ -45,12 +52,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka import TopicPartition as ProbePartition
 
 from stocklake.schemas import RecordKind
 from stocklake.settings import Settings
@@ -62,7 +69,22 @@ from streaming.backlog import (
     log_bounds,
     probe_consumer,
 )
-from streaming.batching import PartitionBatch
+from streaming.batching import PartitionBatch, PartitionFlush
+from streaming.client import (
+    CONSUMER_TUNING,
+    MAX_TAKE,
+    OFFSET_BEGINNING,
+    SESSION_TIMEOUT_MS,
+    Consumer,
+    KafkaException,
+    TopicPartition,
+    consumer_config,
+    high_watermark,
+    open_consumer,
+    position,
+    topic_id,
+    topic_partitions,
+)
 from streaming.errors import LandingError
 from streaming.flush import commit_offsets, write_flush
 from streaming.options import (
@@ -96,15 +118,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Big fetches: kafka-python's per-request overhead dominates with small ones.
-CONSUMER_TUNING: dict[str, Any] = {
-    "max_poll_records": 5000,
-    "max_partition_fetch_bytes": 8 * 1024 * 1024,
-    "fetch_max_bytes": 32 * 1024 * 1024,
-}
-# A fresh group member waits about half the session timeout to join on Tansu; heartbeats
-# come from kafka-python's own thread, so the brokers' minimum (6 s) is safe.
-SESSION_TIMEOUT_MS = 6_000
 # How long a bounded run waits for its first partition assignment before calling it idle.
 _JOIN_GRACE = 30.0
 # How long a bounded run waits, idle, for records of the topic that nobody lands: longer
@@ -159,7 +172,7 @@ def _stop_on_signals(lander: _Lander) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-class _Lander(ConsumerRebalanceListener):
+class _Lander:
     """One landing run: the poll loop, its flushes, and the partitions it is given."""
 
     def __init__(self, settings: Settings, kind: RecordKind, options: LandingOptions) -> None:
@@ -177,10 +190,15 @@ class _Lander(ConsumerRebalanceListener):
         )
         self.summary = LandSummary(kind.value, self.topic, self.group_id, self.store.bucket)
         self.stop_reason: str | None = None
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: Consumer | None = None
         self._batches: dict[int, PartitionBatch] = {}
         self._oldest: float | None = None
-        self._to_recover: set[TopicPartition] = set()
+        # One flush at a time is written in the background while the loop reads on.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="land-flush")
+        self._in_flight: Future[list[PartitionFlush]] | None = None
+        self._owned: set[int] = set()  # assigned and recovered partitions
+        self._partitions: list[int] = []  # the topic's, per the last metadata
+        self._topic_uuid: str | None = None
         self._last_activity = 0.0
         self._assigned_once = False
         self._progress = -1
@@ -188,7 +206,7 @@ class _Lander(ConsumerRebalanceListener):
         self._changed: dict[int, str | None] = {}  # partition: why its topic id changed
 
     @property
-    def consumer(self) -> KafkaConsumer:
+    def consumer(self) -> Consumer:
         assert self._consumer is not None, "not connected yet"
         return self._consumer
 
@@ -202,57 +220,76 @@ class _Lander(ConsumerRebalanceListener):
         consumer = self._connect()
         self._consumer = consumer
         try:
-            if not consumer.partitions_for_topic(self.topic):
+            self._partitions = topic_partitions(consumer, self.topic)
+            if not self._partitions:
                 log.warning("topic %s has no partitions yet (does it exist?)", self.topic)
-            consumer.subscribe([self.topic], listener=self)
+            consumer.subscribe(
+                [self.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
             self._last_activity = time.monotonic()
             self._loop()
             self._flush()
-        except BaseException:
+        except BaseException as error:
             # Whatever is buffered was never committed: the next run reads it again.
-            consumer.close(autocommit=False, timeout_ms=2000)
+            self._abandon_flush(error)
+            self._close()
             self.summary.seconds = time.monotonic() - started
             raise
-        consumer.close(autocommit=False)
+        self._close()
         self.summary.seconds = time.monotonic() - started
         self.summary.stopped_because = self.stop_reason or ""
         return self.summary
 
-    def _connect(self) -> KafkaConsumer:
+    def _connect(self) -> Consumer:
         servers = self.settings.kafka_bootstrap_servers
         retry = self.options.retry
+        config = consumer_config(
+            self.settings,
+            self.group_id,
+            # Room for a flush that waits out an S3 outage within its retries.
+            max_poll_interval_ms=max(300_000, int(retry.total_wait * 4000)),
+        )
         return call_with_retries(
-            lambda: KafkaConsumer(
-                bootstrap_servers=servers.split(","),
-                group_id=self.group_id,
-                client_id=f"{self.group_id}-consumer",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                bootstrap_timeout_ms=5000,
-                session_timeout_ms=SESSION_TIMEOUT_MS,
-                heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
-                # Room for a flush that waits out an S3 outage within its retries.
-                max_poll_interval_ms=max(300_000, int(retry.total_wait * 4000)),
-                **CONSUMER_TUNING,
-            ),
+            lambda: open_consumer(config, self.topic),
             what=f"connecting to Kafka at {servers}",
             policy=retry,
             retryable=is_transient_kafka_error,
             hint="Is the broker up (`stocklake status`)?",
         )
 
+    def _abandon_flush(self, error: BaseException) -> None:
+        """After an error: let a flush in flight end (its offsets are not committed); a second
+        signal (KeyboardInterrupt) gives it up, as it gives up the last flush."""
+        future, self._in_flight = self._in_flight, None
+        if future is None or isinstance(error, KeyboardInterrupt):
+            return
+        try:
+            future.result()
+        except Exception as failure:
+            log.warning("the flush in flight failed too: %s", failure)
+
+    def _close(self) -> None:
+        """Leave the group without committing (the lake holds what landed)."""
+        self._writer.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as error:
+            log.warning("closing the Kafka consumer: %s", error)
+
     def _loop(self) -> None:
         options, summary = self.options, self.summary
+        consume = self.consumer.consume
         while self.stop_reason is None:
-            polled = self.consumer.poll(
-                timeout_ms=int(self._poll_timeout() * 1000), max_records=self._poll_limit()
-            )
-            if self._to_recover:
-                self._resume_assigned()
+            polled = consume(self._poll_limit(), self._poll_timeout())
             if polled:
                 self._take(polled)
+            if self._in_flight is not None and self._in_flight.done():
+                self._settle()
             if self._due():
-                self._flush()
+                self._flush(wait=False)
             if options.max_records is not None and summary.records_in >= options.max_records:
                 self.stop_reason = "max-records"
             elif options.until_idle is not None and self._idle_for() >= self._idle_limit():
@@ -263,34 +300,48 @@ class _Lander(ConsumerRebalanceListener):
     def _poll_limit(self) -> int:
         """Never read past a record budget or a full batch: a flush holds <= batch_records."""
         buffered = sum(batch.records for batch in self._batches.values())
-        limit = min(CONSUMER_TUNING["max_poll_records"], self.options.batch_records - buffered)
+        limit = min(MAX_TAKE, self.options.batch_records - buffered)
         if self.options.max_records is not None:
             limit = min(limit, self.options.max_records - self.summary.records_in)
         return limit
 
-    def _take(self, polled: dict[TopicPartition, list[Any]]) -> None:
+    def _take(self, polled: list[Any]) -> None:
         """Check and buffer one poll's records (the hot path)."""
-        kind = self.kind
         check = RecordGate(
-            kind,
+            self.kind,
             now=self.options.clock(),
             max_future=self.options.max_future,
             clock=self.event_clock,
         ).check
-        for tp, messages in polled.items():
-            batch = self._batches.get(tp.partition)
-            if batch is None:
-                batch = PartitionBatch(kind, self.topic, tp.partition)
-                self._batches[tp.partition] = batch
-            add = batch.add
-            for message in messages:
-                value = message.value
-                add(message.offset, value, check(value))
-            self.summary.records_in += len(messages)
+        batches = self._batches
+        current, add, taken = -1, None, 0
+        for message in polled:
+            if message.error() is not None:
+                self._consume_error(message)
+                continue
+            partition = message.partition()
+            if partition != current:
+                batch = batches.get(partition)
+                if batch is None:
+                    batch = batches[partition] = PartitionBatch(self.kind, self.topic, partition)
+                current, add = partition, batch.add
+            value = message.value()
+            add(message.offset(), value, check(value))  # type: ignore[misc]
+            taken += 1
+        self.summary.records_in += taken
+        if not taken:
+            return
         self._last_activity = time.monotonic()
         if self._oldest is None:
             self._oldest = self._last_activity
         self.options.probe("polled")
+
+    def _consume_error(self, message: Any) -> None:
+        """An error handed over in place of a record: fatal ones stop the run."""
+        error = message.error()
+        if error.fatal():
+            raise LandingError(f"{self.topic}: the Kafka consumer failed: {error}. {_BROKER_HINT}")
+        log.warning("%s[%s]: %s", self.topic, message.partition(), error)
 
     def _idle_limit(self) -> float:
         until_idle = self.options.until_idle
@@ -346,37 +397,36 @@ class _Lander(ConsumerRebalanceListener):
 
     def _backlog(self) -> tuple[dict[int, int], int]:
         """Records not yet landed per partition, and how far all partitions have landed."""
-        partitions = [
-            TopicPartition(self.topic, p)
-            for p in self.consumer.partitions_for_topic(self.topic) or ()
-        ]
+        partitions = [ProbePartition(self.topic, p) for p in self._partitions]
         spans = self._spans(partitions)
         backlog = {tp.partition: span.waiting for tp, span in spans.items() if span.waiting}
         return backlog, sum(span.start for span in spans.values())
 
-    def _spans(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Span]:
+    def _spans(self, partitions: list[ProbePartition]) -> dict[ProbePartition, Span]:
         """Each partition from where it has landed to its end (a fetch high watermark).
 
-        Never from `end_offsets()`: Tansu answers it with too low an offset. An owned
+        Never from a ListOffsets query: Tansu answers it with too low an offset. An owned
         partition that has been fetched knows its high watermark; the others (held by
         other members, or not fetched yet) are probed from the lake's committed marker.
         """
         consumer = self.consumer
-        owned = consumer.assignment() - self._to_recover
-        spans: dict[TopicPartition, Span] = {}
-        to_probe: dict[TopicPartition, int | None] = {}
+        spans: dict[ProbePartition, Span] = {}
+        to_probe: dict[ProbePartition, int | None] = {}
         for tp in partitions:
-            end = consumer.highwater(tp) if tp in owned else None
-            if end is not None:
-                spans[tp] = Span(consumer.position(tp, timeout_ms=5000), end)
+            end = start = None
+            if tp.partition in self._owned:
+                end = high_watermark(consumer, self.topic, tp.partition)
+                start = position(consumer, self.topic, tp.partition)
+            if end is not None and start is not None:
+                spans[tp] = Span(start, end)
             else:
                 to_probe[tp] = lake_position(self.store, self.kind, self.topic, tp.partition)
         if to_probe:
             spans.update(self._probe(to_probe))
         return spans
 
-    def _probe(self, positions: dict[TopicPartition, int | None]) -> dict[TopicPartition, Span]:
-        def probe() -> dict[TopicPartition, Span]:
+    def _probe(self, positions: dict[ProbePartition, int | None]) -> dict[ProbePartition, Span]:
+        def probe() -> dict[ProbePartition, Span]:
             consumer = probe_consumer(self.settings)
             try:
                 return fetch_spans(consumer, positions)
@@ -398,74 +448,87 @@ class _Lander(ConsumerRebalanceListener):
 
     # --- flush -------------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Land every buffered record (see `streaming.flush` for the protocol)."""
+    def _flush(self, *, wait: bool = True) -> None:
+        """Land every buffered record (see `streaming.flush` for the protocol).
+
+        The previous flush is finished first, so one partition's flushes never overlap.
+        `wait=False` writes this one in the background while the loop reads on (its
+        offsets are committed once it is done, by `_settle`).
+        """
+        self._settle()
         batches = [batch for batch in self._batches.values() if batch.records]
-        if not batches:
+        self._batches = {}
+        self._oldest = None
+        if batches:
+            self._in_flight = self._writer.submit(
+                write_flush,
+                batches,
+                claims=self.claims,
+                store=self.store,
+                landed_at=self.options.clock(),
+                probe=self.options.probe,
+            )
+        if wait:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the flush in flight, if any (its error is raised here), count it and
+        commit its offsets."""
+        future, self._in_flight = self._in_flight, None
+        if future is None:
             return
-        probe = self.options.probe
-        flushes = write_flush(
-            batches,
-            claims=self.claims,
-            store=self.store,
-            landed_at=self.options.clock(),
-            probe=probe,
-        )
+        flushes = future.result()
         for flush in flushes:
-            del self._batches[flush.partition]
             self.summary.add_flush(flush)
         if not commit_offsets(self.consumer, self.topic, self.group_id, flushes):
             self.summary.commit_failures += 1
-        probe("offsets-committed")
-        if not self._batches:
-            self._oldest = None
+        self.options.probe("offsets-committed")
 
     # --- rebalance ---------------------------------------------------------
-    # kafka-python runs these on its IO thread, inside poll(): they must not block or call
-    # the consumer's blocking APIs, so the lake I/O of recovery happens in the main loop.
+    # librdkafka calls these inside consume(), on this thread: a newly assigned partition
+    # is claimed and recovered here, then assigned at the offset the lake gives, so nothing
+    # is fetched for it before the lake says where it resumes.
 
-    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        self._settle()  # a flush in flight lands (or is fenced) before its partitions go
         for tp in revoked:
-            self._to_recover.discard(tp)
+            self._owned.discard(tp.partition)
             self.claims.release(tp.partition)
             batch = self._batches.pop(tp.partition, None)
             if batch is not None and batch.records:
                 # Never committed, so the partition's next owner (maybe us) reads them again.
                 self.summary.records_in -= batch.records
                 self.summary.released_on_rebalance += batch.records
-                log.info("%s: released %d unflushed records", tp, batch.records)
+                log.info("%s[%d]: released %d unflushed records", tp.topic, tp.partition,
+                         batch.records)  # fmt: skip
         if not self._batches:
             self._oldest = None
 
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        # Nothing is fetched for a new partition until the lake says where it resumes.
-        self.consumer.pause(*assigned)
-        self._to_recover.update(assigned)
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        self._settle()
         self._assigned_once = True
         self._last_activity = time.monotonic()
-
-    def _resume_assigned(self) -> None:
-        consumer = self.consumer
-        owned = consumer.assignment()
-        todo = sorted(tp for tp in self._to_recover if tp in owned)
-        self._to_recover.clear()
-        if not todo:
-            return
-        resume = {tp: self._recover(tp.partition) for tp in todo}
-        bounds = call_with_retries(
-            lambda: log_bounds(self.settings, list(resume)),
-            what=f"reading the log bounds of {self.topic}",
-            policy=self.options.retry,
-            retryable=is_transient_kafka_error,
-            hint=_BROKER_HINT,
-        )
-        check_positions(self.kind, resume, bounds, self._changed)
+        todo = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+        if todo:
+            self._partitions = topic_partitions(consumer, self.topic) or self._partitions
+            self._topic_uuid = topic_id(self.settings, self.topic)
+        resume = {ProbePartition(self.topic, p): self._recover(p) for p in todo}
+        if resume:
+            bounds = call_with_retries(
+                lambda: log_bounds(self.settings, list(resume)),
+                what=f"reading the log bounds of {self.topic}",
+                policy=self.options.retry,
+                retryable=is_transient_kafka_error,
+                hint=_BROKER_HINT,
+            )
+            check_positions(self.kind, resume, bounds, self._changed)
+        starts = [
+            TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING if at is None else at)
+            for tp, at in resume.items()
+        ]
+        consumer.assign(starts)
+        self._owned.update(todo)
         for tp, resume_at in resume.items():
-            if resume_at is None:
-                consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, resume_at)
-            consumer.resume(tp)
             log.info(
                 "%s[%d] assigned; resuming at %s",
                 tp.topic,
@@ -482,8 +545,6 @@ class _Lander(ConsumerRebalanceListener):
         return recovered.resume_at
 
     def _topic_id(self) -> str | None:
-        """The broker's id of the topic (None before connecting, or from brokers without)."""
-        # kafka-python keeps the ids of Metadata v10+ answers only on its private cluster.
-        cluster = getattr(getattr(self._consumer, "_client", None), "cluster", None)
-        topic_id = cluster.topic_id(self.topic) if cluster is not None else None
-        return None if topic_id is None else str(topic_id)
+        """The broker's id of the topic as of the last assignment (None before one, or from
+        brokers without topic ids)."""
+        return self._topic_uuid

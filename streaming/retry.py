@@ -24,6 +24,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from streaming.client import is_transient_confluent_error
 from streaming.errors import LandingError
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,11 @@ class RetryPolicy:
 
 
 def is_transient_kafka_error(error: BaseException) -> bool:
-    """Whether kafka-python calls the error retriable (a lost connection, no leader yet, ...)."""
-    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+    """Whether the Kafka client calls the error retriable (a lost connection, no leader yet,
+    ...): kafka-python's (the probes) or librdkafka's (the landing consumer)."""
+    if isinstance(error, KafkaError):
+        return bool(getattr(error, "retriable", False))
+    return is_transient_confluent_error(error)
 
 
 def gave_up(what: str, attempts: int, seconds: float, error: BaseException, hint: str) -> str:

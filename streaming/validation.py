@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,16 @@ from typing import Any, NamedTuple, get_args
 from pydantic import AwareDatetime, ValidationError
 
 from stocklake.schemas import (
+    EARLIEST_TIME,
+    INT64_MAX,
+    MAX_PRICE,
+    MAX_VOLUME,
+    MIN_PRICE,
     RECORD_TYPES,
     SCHEMA_VERSION,
+    SYMBOL_PATTERN,
     Price,
+    RealtimeTick,
     RecordKind,
     Volume,
     format_ts,
@@ -186,30 +194,17 @@ class RecordGate:
         self._max_future = max_future
         self._latest = now + max_future
         self._clock = clock
+        self._fast = kind == RecordKind.REALTIME
 
     def check(self, value: bytes | None) -> Accepted | Rejected:
         """Validate one Kafka value against the wire contract of the gate's kind."""
         if not value:
             return Rejected("empty_value", "the Kafka message has no value")
-        try:
-            record = self._validate(value, strict=True)
-        except ValidationError as error:
-            return _explain(value, error.errors(include_url=False))
-        present = record.__pydantic_fields_set__
-        body = self._serialize(record)
-        # JSON readers keep a repeated key's last value. Cheap tests first: the canonical form
-        # never repeats a key, and n distinct keys need only n - 1 commas; a value failing
-        # both (a repeat, or commas inside strings) is read again to look for repeats.
-        if (
-            body != value
-            and value.count(b",") >= len(present)
-            and (repeated := repeated_keys(value))
-        ):
-            return Rejected("duplicate_key", _repeated(repeated))
-        # The model would default a missing version to 1; on the wire it must be said.
-        if "schema_version" not in present:
-            return Rejected("missing_field", "schema_version: Field required")
-        event_time = record.event_time
+        # A canonical tick needs no model: the fast path proves it is one, else pydantic decides.
+        verdict = (self._fast and _canonical_tick(value)) or self._validate_model(value)
+        if verdict.__class__ is Rejected:
+            return verdict  # type: ignore[return-value]
+        event_time = verdict[1]  # type: ignore[index]
         if event_time > self._latest:
             return Rejected(
                 "future_event_time",
@@ -228,7 +223,76 @@ class RecordGate:
                     f"event time {format_ts(event_time)} is more than {clock.max_ahead} "
                     f"after the latest tick landed in this run ({format_ts(latest)})",
                 )
-        return Accepted(body, event_time)
+        return verdict  # type: ignore[return-value]
+
+    def _validate_model(self, value: bytes) -> Accepted | Rejected:
+        """The wire contract through the record's pydantic model: a canonical body or why not."""
+        try:
+            record = self._validate(value, strict=True)
+        except ValidationError as error:
+            return _explain(value, error.errors(include_url=False))
+        present = record.__pydantic_fields_set__
+        body = self._serialize(record)
+        # JSON readers keep a repeated key's last value. Cheap tests first: the canonical form
+        # never repeats a key, and n distinct keys need only n - 1 commas; a value failing
+        # both (a repeat, or commas inside strings) is read again to look for repeats.
+        if (
+            body != value
+            and value.count(b",") >= len(present)
+            and (repeated := repeated_keys(value))
+        ):
+            return Rejected("duplicate_key", _repeated(repeated))
+        # The model would default a missing version to 1; on the wire it must be said.
+        if "schema_version" not in present:
+            return Rejected("missing_field", "schema_version: Field required")
+        return Accepted(body, record.event_time)
+
+
+# A tick in its canonical wire form (what `RealtimeTick.to_json` writes), field by field in
+# the model's order: numbers without a sign, exponent or leading zero; strings of printable
+# ASCII with nothing JSON would escape; the one timestamp form (`format_ts`).
+_TICK_FIELDS = ("schema_version", "symbol", "event_time", "price", "size", "sequence", "source")
+if tuple(RealtimeTick.model_fields) != _TICK_FIELDS:
+    raise ImportError("_CANONICAL_TICK must list RealtimeTick's fields in the model's order")
+_SOURCE = RealtimeTick.model_fields["source"].metadata
+_CANONICAL_TICK = re.compile(
+    (
+        f'\\{{"schema_version":{SCHEMA_VERSION},"symbol":"({SYMBOL_PATTERN[1:-1]})",'
+        r'"event_time":"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)","price":(\d+\.\d+),'
+        r'"size":(0|[1-9]\d{0,18}),"sequence":(0|[1-9]\d{0,18}),'
+        f'"source":"([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{{{_SOURCE[0].min_length},'
+        f'{_SOURCE[1].max_length}}})"\\}}'
+    ).encode()
+)
+
+
+def _canonical_tick(value: bytes) -> Accepted | None:
+    """A tick already in its canonical wire form and within every bound of `RealtimeTick`;
+    None when it is not, or not surely (the model decides then).
+
+    Equal to the model's verdict by construction: the value must be byte for byte the
+    canonical JSON of its own fields, so no key is repeated, missing or extra, and no
+    number or string is written in another form than the model would write it.
+    """
+    match = _CANONICAL_TICK.fullmatch(value)
+    if match is None:
+        return None
+    _symbol, stamp, number, size, sequence, _source = match.groups()
+    price = float(number)
+    if not (
+        MIN_PRICE <= price <= MAX_PRICE
+        and repr(price).encode() == number  # the shortest form, as pydantic-core writes it
+        and int(size) <= MAX_VOLUME
+        and int(sequence) <= INT64_MAX
+    ):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.decode())
+    except ValueError:  # a day or hour out of range: the model explains it
+        return None
+    if moment < EARLIEST_TIME:
+        return None
+    return Accepted(value, moment)
 
 
 def _explain(value: bytes, errors: Iterable[dict[str, Any]]) -> Rejected:

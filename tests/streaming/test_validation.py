@@ -351,3 +351,56 @@ def test_a_jump_outside_a_session_lands_from_its_second_tick() -> None:
     # A quiet symbol is not ahead of the stream: other symbols' ticks keep the clock going.
     quiet = [_at(start, 0, symbol="QUIET")] + [_at(start, 60 * n) for n in range(1, 60)]
     assert _gate_run(quiet + [_at(start, 3600, symbol="QUIET")]) == ["ok"] * 61
+
+
+def _tick_variants(count: int, seed: int) -> list[bytes]:
+    """Ticks near and past every bound of the canonical form: numbers in other spellings,
+    strings JSON escapes, times in other forms, repeated, missing and extra keys."""
+    import random
+
+    rnd = random.Random(seed)
+    floats = [MIN_PRICE, 1e-5, 1e-4, 0.1 + 0.2, MAX_PRICE, MAX_PRICE + 1, 410.97, 600.0,
+              5e-324, 2.0**53, 1e16, 12.345678901234567, 0.5]  # fmt: skip
+    ints = [0, -1, 1, 600, MAX_VOLUME, MAX_VOLUME + 1, 2**63 - 1, 2**63, 2**64]
+    texts = ["simulator", "", "x" * 32, "x" * 33, "é", 'a"b', "a\\b", "\u2028", "A^", "^GSPC",
+             "nvda", "BRK.B", "A" * 16, "A" * 17, "A\n", "1ABC", "a/b", "\x7f"]  # fmt: skip
+    times = ["2024-03-01T10:15:30.250Z", "2024-03-01T10:15:30Z", "2024-03-01T10:15:30.250+00:00",
+             "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00.000Z", "2024-02-30T00:00:00.000Z",
+             "2024-03-01T24:00:00.000Z", "2024-03-01T10:15:30.250123Z", "2024-03-01 10:15:30.250Z",
+             "0001-01-01T00:00:00.000Z", "2024-03-01T10:15:60.000Z"]  # fmt: skip
+    values = []
+    for _ in range(count):
+        changes: dict[str, object] = {}
+        if rnd.random() < 0.5:
+            changes["price"] = rnd.choice(floats + [round(rnd.uniform(0, 2e7), rnd.randint(0, 8))])
+        for name, choices in (("size", ints), ("sequence", ints), ("symbol", texts),
+                              ("source", texts), ("event_time", times)):  # fmt: skip
+            if rnd.random() < 0.3:
+                changes[name] = rnd.choice(choices)
+        if rnd.random() < 0.1:
+            changes["schema_version"] = rnd.choice([1, 2, True, 1.0, 0])
+        payload = tick(**changes)
+        spelling = rnd.random()
+        if spelling < 0.6:
+            values.append(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+        elif spelling < 0.8:
+            values.append(json.dumps(payload, separators=(",", ":")).encode())
+        else:
+            values.append(json.dumps(payload).encode())
+    return values
+
+
+def test_the_fast_path_for_canonical_ticks_gives_the_models_verdict() -> None:
+    from streaming.validation import _canonical_tick
+
+    far = datetime(9999, 1, 1, tzinfo=UTC)  # no time is in the future of this clock
+    gate = RecordGate("realtime", now=far, max_future=timedelta(minutes=5))
+    taken = 0
+    for value in _tick_variants(6_000, seed=14):
+        fast = _canonical_tick(value)
+        model = gate._validate_model(value)
+        if fast is not None:
+            taken += 1
+            assert fast == model, value
+            assert fast.event_time.tzinfo == model.event_time.tzinfo
+    assert taken > 500  # the variants do reach the fast path
