@@ -1,21 +1,21 @@
-"""Benchmark: 1,000,000 daily-metric rows into the local PostgreSQL through the loader.
+"""Benchmark: daily-metric rows into the local PostgreSQL through the loader, three sizes.
 
-    python bench/bench_load.py [--symbols 5000] [--days 200]
+    python bench/bench_load.py [--symbols 5000] [--days 20,60,200]
 
-Writes the rows as processed parquet (one file per date) into a bucket of its own,
-then in the same run measures:
-  - reference: a raw binary COPY of the same rows (already in memory) into an empty
-    UNLOGGED table with no key, and the same with text (CSV) COPY;
+For each size (symbols x days rows: 100k, 300k and 1M by default) the rows are written
+as processed parquet (one file per date) into a bucket of its own, then measured in the
+same run:
   - the loader (read from the lake, dedup, stage, MERGE, audit), each in a child
-    process that reports its peak RSS: into an empty table, then with every row an
-    update, then an unchanged re-load.
-Needs the local stack (`stocklake up`); cleans up its bucket and schema.
+    process that reports its peak RSS: into an empty table, then with every row an update;
+  - the reference: a binary COPY of the same rows (already in memory) into a new logged
+    table with the target's primary key (taken twice, the faster one kept).
+Figures go to bench/results/bench_load.json (`ratios.updates_over_copy` at the largest
+size). Needs the local stack (`stocklake up`); cleans up its buckets and schemas.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import s3fs
 from pgpq import ArrowToPostgresBinaryEncoder
@@ -35,6 +34,9 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import per_record_us, save  # noqa: E402
 
 from infra.postgres_roles import create_warehouse_schema  # noqa: E402
 from loaders.tables import DAILY_METRICS  # noqa: E402
@@ -64,7 +66,7 @@ CHILD = textwrap.dedent(
         setattr(owner, name, wrapper)
 
     timed(load_module, "read_partitions", "read")
-    timed(load_module, "dedupe_latest", "dedup")
+    timed(load_module, "latest_per_key_in_key_order", "dedup and sort")
     timed(postgres_backend.PostgresWarehouse, "_stage", "stage (COPY)")
     timed(postgres_backend.PostgresWarehouse, "_merge", "merge")
     schema, bucket = sys.argv[1:3]
@@ -130,37 +132,28 @@ def write_partitions(fs: s3fs.S3FileSystem, bucket: str, rows: pa.Table) -> int:
     return files
 
 
-def raw_copy(settings: Settings, schema: str, rows: pa.Table, fmt: str) -> float:
-    """Seconds for COPY of in-memory rows into a new empty UNLOGGED table with no key."""
-    names = [name for name, _ in DAILY_METRICS_COLUMNS]
-    table = sql.Identifier(schema, f"reference_{fmt}")
+def reference_copy(settings: Settings, schema: str, rows: pa.Table) -> float:
+    """Seconds for a binary COPY of in-memory rows into a new logged table with the
+    target's columns and primary key (the floor any loader of these rows is held to)."""
+    table = sql.Identifier(schema, "reference_copy")
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(DAILY_METRICS.sql_type("postgres", n)))
-        for n in names
+        for n in DAILY_METRICS.column_names
+    )
+    key = sql.SQL(", ").join(map(sql.Identifier, DAILY_METRICS.key))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        table, sql.SQL(", ").join(map(sql.Identifier, rows.schema.names))
     )
     with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
-        conn.execute(sql.SQL("CREATE UNLOGGED TABLE {} ({})").format(table, columns))
-        statement = sql.SQL("COPY {} FROM STDIN (FORMAT {})").format(
-            table, sql.SQL("BINARY" if fmt == "binary" else "CSV")
-        )
+        conn.execute(sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(table, columns, key))
         start = time.perf_counter()
         with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
-            if fmt == "binary":
-                encoder = ArrowToPostgresBinaryEncoder(rows.schema)
-                copy.write(encoder.write_header())
-                for batch in rows.to_batches(max_chunksize=100_000):
-                    copy.write(encoder.write_batch(batch))
-                copy.write(encoder.finish())
-            else:
-                for batch in rows.to_batches(max_chunksize=100_000):
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(
-                        pa.Table.from_batches([batch]),
-                        buffer,
-                        pacsv.WriteOptions(include_header=False),
-                    )
-                    copy.write(buffer.getvalue())
+            encoder = ArrowToPostgresBinaryEncoder(rows.schema)
+            copy.write(encoder.write_header())
+            for batch in rows.to_batches(max_chunksize=100_000):
+                copy.write(encoder.write_batch(batch))
+            copy.write(encoder.finish())
         seconds = time.perf_counter() - start
         (count,) = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
         assert count == rows.num_rows, (count, rows.num_rows)
@@ -181,13 +174,10 @@ def run_loader(schema: str, bucket: str) -> dict:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=5000)
-    parser.add_argument("--days", type=int, default=200)
-    args = parser.parse_args()
-    settings = get_settings()
-    n = args.symbols * args.days
+def measure_size(settings: Settings, symbols: int, days: int) -> tuple[dict, float]:
+    """One size: loader into an empty table, loader with every row an update, reference
+    COPY; its `sizes` row and the loaders' peak RSS (MB)."""
+    n = symbols * days
     token = uuid.uuid4().hex[:10]
     bucket, schema = f"bench-load-{token}", f"bench_load_{token}"
     s3_client(settings).create_bucket(Bucket=bucket)
@@ -195,36 +185,61 @@ def main() -> None:
     # As `stocklake up` provisions WAREHOUSE_SCHEMA: owned by the pipeline's role.
     create_warehouse_schema(settings, schema)
     try:
-        rows = daily_rows(args.symbols, args.days, seed=1)
-        started = time.perf_counter()
+        rows = daily_rows(symbols, days, seed=1)
         files = write_partitions(fs, bucket, rows)
-        print(
-            f"{n:,} rows in {files} parquet files written in {time.perf_counter() - started:.1f} s"
-        )
-
-        reference = {fmt: raw_copy(settings, schema, rows, fmt) for fmt in ("binary", "csv")}
-        for fmt, seconds in reference.items():
-            rate = n / seconds
-            print(f"reference raw {fmt} COPY into UNLOGGED: {seconds:.2f} s, {rate:,.0f} rows/s")
-
-        results = {"empty target": run_loader(schema, bucket)}
-        write_partitions(fs, bucket, daily_rows(args.symbols, args.days, seed=2))
-        results["every row an update"] = run_loader(schema, bucket)
-        results["unchanged re-load"] = run_loader(schema, bucket)
-        for case, result in results.items():
-            rate = result["staged"] / result["seconds"]
-            phases = ", ".join(f"{k} {v:.2f}" for k, v in result["phases"].items())
-            print(
-                f"loader, {case}: {result['seconds']:.2f} s, {rate:,.0f} rows/s"
-                f" (inserted {result['inserted']:,}, updated {result['updated']:,});"
-                f" {rate / (n / reference['binary']):.0%} of binary COPY,"
-                f" {rate / (n / reference['csv']):.0%} of CSV COPY;"
-                f" peak RSS {result['rss_mb']:.0f} MB; phases s: {phases}"
-            )
+        print(f"{n:,} rows in {files} parquet files", flush=True)
+        copies = [reference_copy(settings, schema, rows)]
+        empty = run_loader(schema, bucket)
+        updated_rows = daily_rows(symbols, days, seed=2)
+        write_partitions(fs, bucket, updated_rows)
+        updates = run_loader(schema, bucket)
+        copies.append(reference_copy(settings, schema, updated_rows))
     finally:
         fs.rm(bucket, recursive=True)
         with psycopg.connect(settings.postgres_dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    assert (empty["inserted"], updates["updated"]) == (n, n), (empty, updates)
+    seconds = {"empty": empty["seconds"], "updates": updates["seconds"], "copy": min(copies)}
+    for case, result in (("empty target", empty), ("every row an update", updates)):
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in result["phases"].items())
+        print(
+            f"  loader, {case}: {result['seconds']:.2f} s, peak RSS {result['rss_mb']:.0f} MB;"
+            f" phases s: {phases}"
+        )
+    print(f"  binary COPY into a logged keyed table: {copies} s", flush=True)
+    row = {
+        "label": f"{n / 1e6:g}M rows" if n >= 1_000_000 else f"{n // 1000}k rows",
+        "records": n,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "us_per_record": {k: per_record_us(v, n) for k, v in seconds.items()},
+        "phases_s": {
+            case: {k: round(v, 3) for k, v in result["phases"].items()}
+            for case, result in (("empty", empty), ("updates", updates))
+        },
+    }
+    return row, max(empty["rss_mb"], updates["rss_mb"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=5000)
+    parser.add_argument("--days", default="20,60,200", help="one size per value")
+    args = parser.parse_args()
+    settings = get_settings()
+    sizes, peaks = [], []
+    for days in sorted(int(value) for value in args.days.split(",")):
+        row, peak = measure_size(settings, args.symbols, days)
+        sizes.append(row)
+        peaks.append(peak)
+    largest = sizes[-1]["seconds"]
+    figures = {
+        "ratios": {"updates_over_copy": round(largest["updates"] / largest["copy"], 2)},
+        # The largest size's loaders: their peak grows with the rows.
+        "peak_rss_mb": {"loader": round(peaks[-1], 1)},
+        "sizes": sizes,
+    }
+    print(json.dumps(figures["ratios"]), json.dumps(figures["peak_rss_mb"]))
+    save("bench_load", figures)
 
 
 if __name__ == "__main__":
