@@ -62,7 +62,7 @@ def test_a_cli_load_is_audited_as_a_cli_run(cli: CliRunner, lake: TestLake) -> N
     query = "SELECT pipeline_run_id, logical_date, duration_seconds FROM load_audit"
     (audit,) = json.loads(cli.invoke(app, ["sql", query, "--json"]).output)
     run = audit["pipeline_run_id"]
-    assert re.fullmatch(r"cli:[^@]+@[^:]+:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run), run
+    assert re.fullmatch(r"cli:[^@]+@[^:]+:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", run), run
     assert run in printed.output
     assert audit["logical_date"] is None and audit["duration_seconds"] >= 0
 
