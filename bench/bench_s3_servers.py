@@ -4,11 +4,12 @@ For each configuration a private stack (own state folder and free ports) is star
   moto       moto's in-memory S3 server, Tansu in memory (the stack before SeaweedFS)
   seaweedfs  SeaweedFS, Tansu's log in memory (isolates the S3 server)
   default    SeaweedFS, Tansu's log in its S3 bucket (today's default: everything kept)
-and measured with: cold/warm/restart `stocklake up` and idle RSS per service;
-`bench/bench_produce_land.py` (produce, reference consume, landing); and
-`bench/bench_spark_daily.py --use-stack` (the s3a daily-metrics job).
+and measured with: cold/warm/restart `stocklake up` and idle RSS per service, and
+`bench/bench_produce_land.py` on that stack (produce, bare consumers, landing). The s3a
+daily job runs on a private SeaweedFS of its own (`bench/bench_spark_daily.py
+--s3-server moto|seaweedfs`).
 
-    .venv/bin/python bench/bench_s3_servers.py [--records 1000000] [--bars 2000000]
+    .venv/bin/python bench/bench_s3_servers.py [--records 1000000]
 """
 
 from __future__ import annotations
@@ -70,23 +71,15 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         for service in json.loads(cli(env, "status", "--json").stdout):
             figures[f"idle_rss_mb_{service['name']}"] = service["rss_mb"]
         if args.records:
-            land = _bench("bench_produce_land.py", env, "--records", str(args.records), "--json")
-            for key in ("producer_records_per_s", "reference_consume_records_per_s",
-                        "landing_records_per_s", "landing_vs_reference", "landing_peak_rss_mb",
-                        "exactly_once"):  # fmt: skip
-                figures[key] = land[key]
-        if args.bars:
-            daily = _bench(
-                "bench_spark_daily.py", env, "--use-stack", "--bars", str(args.bars),
-                "--driver-memory", "4g",
-            )  # fmt: skip
-            for key in (
-                "bars",
-                "upload_seconds",
-                "spark_s3a_jsonl_seconds",
-                "spark_s3a_rows_per_s",
-            ):
-                figures[f"daily_{key}"] = daily[key]
+            land = _bench(
+                "bench_produce_land.py", env, "--sizes", str(args.records), "--json", "--no-save"
+            )
+            [size] = land["sizes"]
+            for what, rate in size["records_per_s"].items():
+                figures[f"{what}_records_per_s"] = rate
+            figures["landing_over_kafka_python"] = land["ratios"]["landing_over_kafka_python"]
+            figures["landing_peak_rss_mb"] = land["peak_rss_mb"]["landing"]
+            figures["exactly_once"] = land["exactly_once"]
     finally:
         cli(env, "down")
         pointer = state / "postgres" / "cluster-root"
@@ -99,7 +92,6 @@ def measure(name: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="ticks; 0 skips landing")
-    parser.add_argument("--bars", type=int, default=2_000_000, help="bars; 0 skips Spark")
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     args = parser.parse_args()

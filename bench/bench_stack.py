@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--config", choices=list(CONFIGS), default="default")
     args = parser.parse_args()
-    figures = measure(args.config, argparse.Namespace(records=0, bars=0, **vars(args)))
+    figures = measure(args.config, argparse.Namespace(records=0, **vars(args)))
     print(f"stack: {args.config} {CONFIGS[args.config]}")
     print(f"stocklake up, cold (initdb, new state):  {figures['up_cold_s']:6.2f} s")
     print(f"stocklake up, all already healthy:       {figures['up_warm_s']:6.2f} s")
