@@ -42,7 +42,8 @@ def goals_table(results: dict[str, dict]) -> list[str]:
             rows.append(f"| {goal.figure} | {target} | not measured | - | - |")
             continue
         run = results[goal.script]
-        stamp = f"{run.get('measured_at', '?')[:16]} ({run.get('commit', '?')})"
+        load = run.get("machine", {}).get("load_1min", "?")
+        stamp = f"{run.get('measured_at', '?')[:16]} ({run.get('commit', '?')}, load {load})"
         verdict = "yes" if goal.met(value) else "**no**"
         rows.append(f"| {goal.figure} | {target} | {_number(value)}{unit} | {verdict} | {stamp} |")
     return rows

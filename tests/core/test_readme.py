@@ -48,3 +48,13 @@ def test_every_stocklake_command_the_readme_shows_exists() -> None:
         group = getattr(root.commands[command], "commands", None)
         if group and word:
             assert word in group, f"`stocklake {command} {word}` is not a command"
+
+
+def test_the_benchmark_section_is_generated_from_the_results_files() -> None:
+    """Nothing in the README's benchmark figures is typed: `bench/report.py --readme` wrote it
+    from bench/results/*.json, and writing it again changes nothing."""
+    from bench.report import rewrite_readme, section
+    from bench.results import load_all
+
+    text = (ROOT / "README.md").read_text()
+    assert rewrite_readme(text, section(load_all())) == text
