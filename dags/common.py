@@ -239,6 +239,20 @@ def stage_counts(kind: str, summary: Any) -> dict[str, int]:
     return counts
 
 
+def ingest_ledger(config: Settings) -> Any:
+    """The warehouse's ingestion_metadata as the historical producer's guard reads it."""
+    from ingestion.producer import IngestLedger
+    from loaders.governance import ingestions_of, record_ingestion
+    from stocklake.schemas import RecordKind
+    from streaming.options import default_group_id
+
+    return IngestLedger(
+        earlier=functools.partial(ingestions_of, config),
+        record=functools.partial(record_ingestion, config),
+        landing_group=default_group_id(RecordKind.HISTORICAL),
+    )
+
+
 def run_context() -> dict[str, Any]:
     """The running task's DAG run as `tracked_stage` wants it (from Airflow's context)."""
     from airflow.sdk import get_current_context

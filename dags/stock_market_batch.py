@@ -94,7 +94,8 @@ def stock_market_batch() -> None:
         Its keys are the run's plan for the tasks after it: `dates` (those sent bars),
         `first_date` and `end_date` (exclusive) and the raw keys the sensor waits for.
         """
-        from ingestion.producer import produce_historical
+        from dags.common import ingest_ledger, run_context
+        from ingestion.producer import produce_historical_once
         from stocklake.trading_calendar import interval_dates
 
         interval = f"[{data_interval_start}, {data_interval_end})"
@@ -102,8 +103,13 @@ def stock_market_batch() -> None:
         if not run.trading:
             skip_run(f"{interval} {run.describe()}")
         log.info("%s %s", interval, run.describe())
-        summary = produce_historical(
+        # A scheduled run (a retry, a backfill) sends again what it must: recorded as a
+        # re-delivery of the same fingerprint, never refused.
+        summary = produce_historical_once(
             settings(),
+            ingest_ledger(settings()),
+            run_id=run_context()["run_id"],
+            scheduled=True,
             source=params["source"],
             symbols=params["symbols"] or None,
             start=run.trading[0],

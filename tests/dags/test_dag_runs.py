@@ -206,6 +206,12 @@ def test_rerun_of_a_date_leaves_the_warehouse_identical(isolated: dict[str, str]
     assert daily_checksum(isolated, "2020-12-30") == before
     ((total,),) = warehouse(isolated, "SELECT COUNT(*) FROM daily_metrics")
     assert total == 7
+    # The same bars sent again by a scheduled run: recorded as a re-delivery, not refused.
+    sendings = warehouse(
+        isolated, "SELECT delivery, records FROM ingestion_metadata ORDER BY sent_at"
+    )
+    assert sendings[-1] == ("redelivery", 7)
+    assert {delivery for delivery, _ in sendings} <= {"first", "redelivery"}
 
 
 def test_another_date_adds_only_that_date(isolated: dict[str, str]) -> None:
