@@ -3,8 +3,9 @@
 
 A command wraps its work in `command_run("spark daily")`, hands each summary to
 `run.count(summary.as_dict())` and prints `run.run_id` with its summary. What a summary's
-keys mean as stage counts is written once, in `SUMMARY_COUNTS`. A metadata write that
-fails (the warehouse down) is a warning line from `tracked_stage`, never a failed command.
+keys mean as stage counts is written once, in the core's `STAGE_SUMMARY_COUNTS`. A metadata
+write that fails (the warehouse down) is a warning line from `tracked_stage`, never a
+failed command.
 """
 
 from __future__ import annotations
@@ -22,89 +23,18 @@ from rich.console import Console
 
 from loaders import local_run_id
 from loaders.governance import StageRecord, tracked_stage
+from stocklake import governance
 from stocklake.governance import RunKind
 from stocklake.settings import get_settings
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
-# Per summary kind: stage count -> the summary key(s) it is (several keys are added up; a
-# list counts its items, a {name: number} mapping its numbers). Missing keys stay empty.
-PRODUCE = {
-    "records_in": ("records", "failed"),  # every record offered to Kafka
-    "records_out": ("records",),  # acknowledged by the broker
-    "bytes_written": ("bytes",),  # the values' bytes sent
-}
-LAND = {
-    "records_in": ("records_in",),
-    "records_out": ("landed",),
-    "records_quarantined": ("quarantined",),
-    "objects_written": ("objects_written",),
-    "bytes_written": ("bytes_written",),
-}
-SPARK_DAILY = {
-    "records_in": ("input_rows",),
-    "records_out": ("output_rows",),
-    "duplicates_dropped": ("duplicates_dropped",),
-    "objects_written": ("partitions_written",),  # one parquet object per date
-}
-SPARK_FEATURES = {
-    "records_in": ("history_rows_read",),
-    "records_out": ("daily_rows", "intraday_rows"),
-    "objects_written": ("daily_dates_written", "intraday_dates_written"),
-}
-SPARK_STREAM = {
-    "records_in": ("input_rows",),
-    "records_out": ("output_rows",),
-    "duplicates_dropped": ("duplicate_rows_dropped",),
-}
-LOAD = {
-    "records_in": ("rows_read",),
-    "records_out": ("rows_inserted", "rows_updated"),  # rows the MERGE changed
-    "records_quarantined": ("rows_rejected",),  # a null key: never loaded
-    "duplicates_dropped": ("rows_duplicate",),
-}
-TRAIN = {"records_in": ("rows",)}  # a model card's {part: rows}: train, validate, test
-SUMMARY_COUNTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "produce historical": PRODUCE,
-    "produce realtime": PRODUCE,
-    "land historical": LAND,
-    "land realtime": LAND,
-    "spark daily": SPARK_DAILY,
-    "spark features": SPARK_FEATURES,
-    "spark stream": SPARK_STREAM,
-    "load daily": LOAD,
-    "load features": LOAD,
-    "load realtime": LOAD,
-    "train direction": TRAIN,
-    "train stress": TRAIN,
-}
-
-
-def _figure(value: Any) -> int | None:
-    """A summary value as a count: a number, a list's length, a mapping's numbers summed."""
-    if value is None or isinstance(value, bool | str):
-        return None
-    if isinstance(value, Mapping):
-        numbers = [_figure(item) for item in value.values()]
-        return sum(number for number in numbers if number is not None)
-    if isinstance(value, list | tuple | set):
-        return len(value)
-    return int(value)
-
 
 def summary_counts(pipeline: str, summary: Mapping[str, Any]) -> dict[str, int]:
-    """The stage counts a command's summary gives (pure): only those the summary has."""
-    mapping = SUMMARY_COUNTS.get(pipeline)
-    if mapping is None:
-        raise KeyError(f"no stage counts declared for {pipeline!r} (cli/command_run.py)")
-    counts = {}
-    for count, keys in mapping.items():
-        figures = [_figure(summary[key]) for key in keys if key in summary]
-        present = [figure for figure in figures if figure is not None]
-        if present:
-            counts[count] = sum(present)
-    return counts
+    """The stage counts a command's summary gives (pure; the table is the core's
+    `STAGE_SUMMARY_COUNTS`, shared with the DAGs)."""
+    return governance.summary_counts(governance.stage_kind(pipeline), summary)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, NoReturn
@@ -166,77 +166,13 @@ def completion_summary(dag_id: str, hops: dict[str, Any]):
 
 # ----------------------------------------------------------------- run metadata
 
-PRODUCE = {
-    "records_in": ("records", "failed"),  # every record offered to Kafka
-    "records_out": ("records",),  # acknowledged by the broker
-    "bytes_written": ("bytes",),
-}
-LAND = {
-    "records_in": ("records_in",),
-    "records_out": ("landed",),
-    "records_quarantined": ("quarantined",),  # {reason: count}
-    "objects_written": ("objects_written",),
-    "bytes_written": ("bytes_written",),
-}
-LOAD = {
-    "records_in": ("rows_read",),
-    "records_out": ("rows_inserted", "rows_updated"),  # rows the MERGE changed
-    "records_quarantined": ("rows_rejected",),
-    "duplicates_dropped": ("rows_duplicate",),
-}
-# Per kind of task summary: stage count -> the summary keys it adds up (a list counts its
-# items, a {name: number} mapping its numbers). Keys a summary lacks leave the count empty.
-STAGE_COUNTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "produce": PRODUCE,
-    "land": LAND,
-    "spark daily": {
-        "records_in": ("input_rows",),
-        "records_out": ("output_rows",),
-        "duplicates_dropped": ("duplicates_dropped",),
-        "objects_written": ("partitions_written",),
-    },
-    "spark features": {
-        "records_in": ("history_rows_read",),
-        "records_out": ("daily_rows", "intraday_rows"),
-        "objects_written": ("daily_dates_written", "intraday_dates_written"),
-    },
-    "spark stream": {
-        "records_in": ("input_rows",),
-        "records_out": ("output_rows",),
-        "duplicates_dropped": ("duplicate_rows_dropped",),
-        "objects_written": ("partitions_written",),
-    },
-    "load": LOAD,
-    "train": {"records_in": ("rows",)},  # a model card's {part: rows}
-    # Checks, drift and the summary: their results are quality_results / drift_alerts rows.
-    "none": {},
-}
-
-
-def _figure(value: Any) -> int | None:
-    """A summary value as a count: a number, a list's length, a mapping's numbers summed."""
-    if value is None or isinstance(value, bool | str):
-        return None
-    if isinstance(value, Mapping):
-        numbers = [_figure(item) for item in value.values()]
-        return sum(number for number in numbers if number is not None)
-    if isinstance(value, list | tuple | set):
-        return len(value)
-    return int(value)
-
 
 def stage_counts(kind: str, summary: Any) -> dict[str, int]:
-    """The stage counts a task's summary gives (pure): only those the summary has."""
-    mapping = STAGE_COUNTS[kind]
-    if not isinstance(summary, Mapping):
-        return {}
-    counts = {}
-    for count, keys in mapping.items():
-        present = [_figure(summary[key]) for key in keys if key in summary]
-        present = [figure for figure in present if figure is not None]
-        if present:
-            counts[count] = sum(present)
-    return counts
+    """The stage counts a task's summary gives (pure; the core's `STAGE_SUMMARY_COUNTS`,
+    shared with the CLI)."""
+    from stocklake.governance import summary_counts
+
+    return summary_counts(kind, summary)
 
 
 def ingest_ledger(config: Settings) -> Any:

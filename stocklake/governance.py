@@ -218,3 +218,95 @@ def rows_checksum(rows: Iterable[Sequence[object]], key_positions: Sequence[int]
     for row in canonical:
         digest.update("\x1f".join(row).encode() + b"\n")
     return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ stage counts of a summary
+
+_PRODUCE = {
+    "records_in": ("records", "failed"),  # every record offered to Kafka
+    "records_out": ("records",),  # acknowledged by the broker
+    "bytes_written": ("bytes",),  # the values' bytes sent
+}
+_LAND = {
+    "records_in": ("records_in",),
+    "records_out": ("landed",),
+    "records_quarantined": ("quarantined",),  # {reason: count}
+    "objects_written": ("objects_written",),
+    "bytes_written": ("bytes_written",),
+}
+_LOAD = {
+    "records_in": ("rows_read",),
+    "records_out": ("rows_inserted", "rows_updated"),  # rows the MERGE changed
+    "records_quarantined": ("rows_rejected",),  # a null key: never loaded
+    "duplicates_dropped": ("rows_duplicate",),
+}
+# Per kind of stage: stage_runs count -> the summary keys it adds up (a list counts its
+# items, a {name: number} mapping its numbers). Keys a summary lacks leave the count empty.
+# The CLI's commands and the DAGs' tasks both read their summaries through this one table.
+STAGE_SUMMARY_COUNTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "produce": _PRODUCE,
+    "land": _LAND,
+    "spark daily": {
+        "records_in": ("input_rows",),
+        "records_out": ("output_rows",),
+        "duplicates_dropped": ("duplicates_dropped",),
+        "objects_written": ("partitions_written",),  # one parquet object per date
+    },
+    "spark features": {
+        "records_in": ("history_rows_read",),
+        "records_out": ("daily_rows", "intraday_rows"),
+        "objects_written": ("daily_dates_written", "intraday_dates_written"),
+    },
+    "spark stream": {
+        "records_in": ("input_rows",),
+        "records_out": ("output_rows",),
+        "duplicates_dropped": ("duplicate_rows_dropped",),
+        "objects_written": ("partitions_written",),
+    },
+    "load": _LOAD,
+    "train": {"records_in": ("rows",)},  # a model card's {part: rows}
+    # Checks, drift, sensors and summaries: their results are quality/drift rows or logs.
+    "none": {},
+}
+
+
+def stage_kind(command: str) -> str:
+    """The STAGE_SUMMARY_COUNTS kind of a CLI command ("land historical" -> "land")."""
+    if command in STAGE_SUMMARY_COUNTS:
+        return command
+    first = command.split(" ", 1)[0]
+    if first in ("produce", "land", "load", "train"):
+        return first
+    if first in ("check", "drift"):
+        return "none"
+    raise KeyError(f"no stage counts declared for {command!r} (STAGE_SUMMARY_COUNTS)")
+
+
+def _figure(value: object) -> int | None:
+    """A summary value as a count: a number, a list's length, a mapping's numbers summed."""
+    from collections.abc import Mapping
+
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, Mapping):
+        numbers = [_figure(item) for item in value.values()]
+        return sum(number for number in numbers if number is not None)
+    if isinstance(value, list | tuple | set):
+        return len(value)
+    return int(value)  # type: ignore[call-overload]
+
+
+def summary_counts(kind: str, summary: object) -> dict[str, int]:
+    """The stage counts a stage's summary gives (pure): only those the summary has."""
+    from collections.abc import Mapping
+
+    mapping = STAGE_SUMMARY_COUNTS[kind]
+    if not isinstance(summary, Mapping):
+        return {}
+    counts = {}
+    for count, keys in mapping.items():
+        figures = [_figure(summary[key]) for key in keys if key in summary]
+        present = [figure for figure in figures if figure is not None]
+        if present:
+            counts[count] = sum(present)
+    return counts
