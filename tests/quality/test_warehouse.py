@@ -35,3 +35,22 @@ def test_loaded_rows_hash_as_the_lake_partition(backend: Backend, lake: TestLake
     # The partition lost three symbols since the load: counts and checksums disagree.
     assert (count["observed"], count["expected"], count["status"]) == ("4", "1", "failed")
     assert checksum["status"] == "warned" and "load the date again" in checksum["detail"]
+
+
+def test_a_day_with_only_its_15_minute_windows_checks_those(lake: TestLake) -> None:
+    import pyarrow.compute as pc
+
+    from quality import run_checks
+    from quality.lake_read import PartitionNotFoundError
+    from stocklake.settings import load_settings
+
+    settings = load_settings(LAKE_BUCKET=lake.bucket)
+    with pytest.raises(PartitionNotFoundError, match="window=15m/date=2019-05-20"):
+        run_checks(settings, "window_metrics", date(2019, 5, 20), "w0")
+    windows = window_metrics("2019-05-20")
+    lake.put_windows(windows.filter(pc.equal(windows["window_size"], "15m")))
+    rows = run_checks(settings, "window_metrics", date(2019, 5, 20), "w1")
+    assert rows and {row["partition_name"] for row in rows} == {
+        "processed/realtime/window=15m/date=2019-05-20/"
+    }
+    assert {row["status"] for row in rows} == {"passed"}
