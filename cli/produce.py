@@ -268,6 +268,14 @@ def historical(
             "the sending is recorded as forced.",
         ),
     ] = False,
+    if_new: Annotated[
+        bool,
+        typer.Option(
+            "--if-new",
+            help="Send the dataset only if it was not sent before; otherwise say which run "
+            "sent it and succeed without sending (an idempotent re-run).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Send historical OHLCV bars: yfinance (online), csv (bundled real data) or synthetic GBM.
@@ -278,7 +286,8 @@ def historical(
     AAPL,MSFT,GOOGL,AMZN,META,TSLA,NVDA over the last month.
 
     The same dataset (source, symbols, interval, range and bar values) is sent once: a
-    repeat is refused naming the earlier run, unless --force (`ingestion_metadata`).
+    repeat is refused naming the earlier run, unless --force or --if-new
+    (`ingestion_metadata`).
     """
     settings = get_settings()
     chosen = _symbols(symbols)
@@ -288,6 +297,7 @@ def historical(
             ingest_ledger(settings),
             run_id=run.run_id,
             force=force,
+            if_new=if_new,
             source=source.value,
             topic=topic,
             compression=compression.value,

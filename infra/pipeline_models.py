@@ -22,8 +22,10 @@ TRAINING = "stock_market_training"
 # minutes in May 2019), whatever SOURCE the DAG runs use.
 HISTORY_START = "2019-01-01"
 HISTORY_COMMANDS: tuple[tuple[str, ...], ...] = (
-    ("produce", "historical", "--source", "csv", "--start", "{start}", "--end", "{end}"),
-    ("produce", "historical", "--source", "csv", "--interval", "1m"),
+    # --if-new: a second `make run` finds the same files already sent and goes on.
+    ("produce", "historical", "--if-new", "--source", "csv")
+    + ("--start", "{start}", "--end", "{end}"),
+    ("produce", "historical", "--if-new", "--source", "csv", "--interval", "1m"),
     ("land", "historical", "--until-idle", "5"),
     ("spark", "daily", "--full-refresh"),
     ("spark", "features", "--full-refresh"),

@@ -95,12 +95,15 @@ def produce_historical_once(
     source: HistoricalSource | str,
     force: bool = False,
     scheduled: bool = False,
+    if_new: bool = False,
     on_collected: Callable[[HistoricalBatch], None] | None = None,
     **produce_args: Any,
 ) -> ProduceSummary:
     """`produce_historical` with the duplicate-ingest guard: the collected dataset's
     fingerprint is looked up before anything is sent (DuplicateIngestError if it was sent
-    before, unless `force`, or `scheduled` for a DAG re-run), and recorded after."""
+    before, unless `force`, or `scheduled` for a DAG re-run), and recorded after. With
+    `if_new` a dataset sent before is not sent again: an empty summary says which run sent it
+    (an idempotent re-run, e.g. `make run`'s history)."""
     decided: dict[str, Any] = {}
 
     def guard(batch: HistoricalBatch) -> None:
@@ -113,6 +116,11 @@ def produce_historical_once(
                 "cannot check whether this dataset was sent before (ingestion_metadata): "
                 f"{_first_line(error)}; is the warehouse up (`stocklake status`)?"
             ) from None
+        if if_new and earlier:
+            raise _AlreadySent(
+                f"already sent by run {earlier[0]['run_id']} at {earlier[0]['sent_at']} "
+                f"(fingerprint {fingerprint.sha256[:16]}): not sent again"
+            )
         decided["delivery"] = decide_delivery(
             fingerprint,
             earlier,
@@ -123,7 +131,11 @@ def produce_historical_once(
         if on_collected is not None:
             on_collected(batch)
 
-    summary = produce_historical(settings, source=source, on_collected=guard, **produce_args)
+    try:
+        summary = produce_historical(settings, source=source, on_collected=guard, **produce_args)
+    except _AlreadySent as sent:
+        topic = produce_args.get("topic") or settings.topic_historical
+        return ProduceSummary(topic=topic, source=str(source), notes=[str(sent)])
     if summary.records:
         row = ingestion_row(decided["fingerprint"], decided["delivery"], summary, run_id)
         try:
@@ -143,6 +155,10 @@ def produce_historical_once(
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class _AlreadySent(Exception):
+    """`if_new` and the dataset was sent before: nothing to send."""
 
 
 def _landed(settings: Settings, row: Mapping[str, Any], group: str) -> bool | None:

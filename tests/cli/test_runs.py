@@ -272,6 +272,11 @@ def test_the_same_csv_twice_is_refused_then_forced(cli: CliRunner, admin, topic:
     assert f"was already sent by run {first_run} at" in said
     assert said.endswith("send it again with --force")
 
+    skipped = cli.invoke(app, [*args, "--if-new"])
+    assert skipped.exit_code == 0, skipped.output
+    said = json.loads(skipped.output)
+    assert said["records"] == 0 and f"already sent by run {first_run}" in said["notes"][0]
+
     forced = cli.invoke(app, [*args, "--force"])
     assert forced.exit_code == 0, forced.output
     rows = json.loads(

@@ -13,7 +13,8 @@ from infra.pipeline_models import history_commands
 def test_the_history_stops_before_the_backfill_and_is_rebuilt_then_loaded() -> None:
     commands = history_commands(dt.date(2020, 12, 29))
     daily, minutes = commands[0], commands[1]
-    assert daily[:4] == ["produce", "historical", "--source", "csv"]
+    assert daily[:5] == ["produce", "historical", "--if-new", "--source", "csv"]
+    assert "--if-new" in minutes  # a second make run goes on past the history it sent
     assert daily[daily.index("--end") + 1] == "2020-12-29"  # exclusive: the DAGs add the 29th
     assert "--interval" in minutes and minutes[minutes.index("--interval") + 1] == "1m"
     steps = [" ".join(command[:2]) for command in commands[2:]]
