@@ -865,3 +865,32 @@ def test_postgres_init_creates_separate_roles_and_databases(stack) -> None:
             query(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         for role in (names["STOCKLAKE_AIRFLOW_DB_USER"], names["STOCKLAKE_WAREHOUSE_DB_USER"]):
             query(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_the_spark_image_has_what_its_python_workers_import() -> None:
+    """The partition writer runs in the executors' Python workers (mapInArrow): every
+    library it and the core modules it uses import must be in the Spark image."""
+    import ast
+
+    listed = {
+        line.split("#")[0].strip().lower()
+        for line in (ROOT / "infra/docker/spark-requirements.txt").read_text().splitlines()
+    }
+    distribution = {"yaml": "pyyaml", "dotenv": "python-dotenv"}
+    worker_modules = ("spark_jobs/partition_writer.py", "stocklake/s3.py", "stocklake/settings.py")
+    for module in worker_modules:
+        tree = ast.parse((ROOT / module).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in {"stocklake", "__future__", "s3fs"} or top in sys.stdlib_module_names:
+                    continue
+                assert distribution.get(top, top).replace("_", "-") in listed | {"botocore"}, (
+                    f"{module} imports {top}: add it to infra/docker/spark-requirements.txt"
+                )
