@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
@@ -23,18 +22,8 @@ from stocklake.governance import DRIFT_ALERTS_COLUMNS, QUALITY_RESULTS_COLUMNS
 from stocklake.settings import get_settings
 from streaming.summary import LandSummary
 from tests.ingestion.test_produce_kafka import admin, topic  # noqa: F401 (fixtures)
-from tests.loaders.conftest import Backend, lake, postgres  # noqa: F401 (fixtures)
+from tests.loaders.conftest import Backend
 from tests.loaders.data import TestLake, daily_metrics
-
-
-@pytest.fixture
-def cli(postgres: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:  # noqa: F811
-    monkeypatch.setenv("LAKE_BUCKET", lake.bucket)
-    monkeypatch.setenv("WAREHOUSE", "postgres")
-    monkeypatch.setenv("WAREHOUSE_SCHEMA", postgres.schema)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def _text(renderable: object) -> str:
@@ -107,7 +96,7 @@ def test_metadata_not_recorded_is_one_warning_line_not_a_failure(
 
 
 @pytest.mark.services
-def test_a_load_records_its_run_and_stage_with_counts(cli: CliRunner, lake: TestLake) -> None:  # noqa: F811
+def test_a_load_records_its_run_and_stage_with_counts(cli: CliRunner, lake: TestLake) -> None:
     lake.put_daily(daily_metrics("2020-12-30", "2020-12-31"))
 
     loaded = cli.invoke(app, ["load", "daily", "--json"])
@@ -191,7 +180,7 @@ def _drift_row(run_id: str) -> dict:
 @pytest.mark.services
 def test_runs_show_and_the_report_summarise_checks_and_drift(
     cli: CliRunner,
-    postgres: Backend,  # noqa: F811
+    postgres: Backend,
 ) -> None:
     assert "none recorded yet" in _text(report_checks(get_settings()))  # no tables yet
     loaded = json.loads(cli.invoke(app, ["load", "daily", "--json"]).output)
@@ -225,7 +214,7 @@ def test_runs_show_and_the_report_summarise_checks_and_drift(
 @pytest.mark.services
 def test_check_records_its_run_and_its_results_carry_the_run_id(
     cli: CliRunner,
-    lake: TestLake,  # noqa: F811
+    lake: TestLake,
 ) -> None:
     lake.put_daily(daily_metrics("2020-12-31", "2020-12-31"))
 

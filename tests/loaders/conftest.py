@@ -18,13 +18,14 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from typer.testing import CliRunner
 
 from infra.postgres_roles import create_warehouse_schema
 from loaders.backends import connect_warehouse
 from loaders.tables import WarehouseTable
 from loaders.warehouse import AuditRecord
 from stocklake.s3 import lake_filesystem, s3_client
-from stocklake.settings import Settings, load_settings
+from stocklake.settings import Settings, get_settings, load_settings
 from tests.loaders.data import TestLake
 
 
@@ -156,3 +157,14 @@ def backend(
 def postgres(lake: TestLake) -> Iterator[Backend]:
     """The real local PostgreSQL, in a schema of its own."""
     yield from _postgres(lake)
+
+
+@pytest.fixture
+def cli(postgres: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """The `stocklake` command on this test's bucket and PostgreSQL schema."""
+    monkeypatch.setenv("LAKE_BUCKET", lake.bucket)
+    monkeypatch.setenv("WAREHOUSE", "postgres")
+    monkeypatch.setenv("WAREHOUSE_SCHEMA", postgres.schema)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()

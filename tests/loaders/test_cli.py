@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -15,21 +14,10 @@ from cli.app import app
 from loaders import DAILY_METRICS
 from stocklake import lake as lake_layout
 from stocklake.schemas import DAILY_FEATURES_COLUMNS, INTRADAY_FEATURES_COLUMNS, arrow_schema
-from stocklake.settings import get_settings
 from tests.loaders.conftest import Backend, abandoned_load, exited_pid
 from tests.loaders.data import TestLake, daily_metrics, window_metrics
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def cli(postgres: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("LAKE_BUCKET", lake.bucket)
-    monkeypatch.setenv("WAREHOUSE", "postgres")
-    monkeypatch.setenv("WAREHOUSE_SCHEMA", postgres.schema)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_load_prints_a_summary_and_sql_shows_the_rows(cli: CliRunner, lake: TestLake) -> None:

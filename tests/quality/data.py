@@ -11,16 +11,8 @@ import pandas as pd
 from stocklake import lake
 from stocklake.schemas import HISTORICAL_BAR_COLUMNS, format_ts
 from tests.loaders.data import DATA
+from tests.reference import DAILY_FILES
 
-DAILY_FILES = {
-    "AAPL": "apple.csv",
-    "AMZN": "amazon.csv",
-    "GOOGL": "google.csv",
-    "META": "facebook.csv",
-    "NFLX": "netflix.csv",
-    "TSLA": "tesla.csv",
-    "^GSPC": "sp500.csv",
-}
 INGESTED = datetime(2021, 1, 4, tzinfo=UTC)
 
 

@@ -3,7 +3,6 @@ results in a private PostgreSQL schema."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pyarrow as pa
@@ -14,7 +13,7 @@ from cli.app import app
 from loaders.tables import DRIFT_ALERTS, QUALITY_RESULTS
 from quality import run_checks
 from stocklake.schemas import DAILY_METRICS_COLUMNS, arrow_schema
-from stocklake.settings import get_settings, load_settings
+from stocklake.settings import load_settings
 from tests.loaders.conftest import Backend
 from tests.loaders.data import TestLake
 from tests.quality.data import daily_bars, daily_metrics, minute_bars, raw_lines, raw_object_key
@@ -28,16 +27,6 @@ def test_a_bad_argument_is_one_line_and_exit_2() -> None:
     assert result.exit_code == 2, result.output
     (line,) = result.output.splitlines()
     assert line.startswith("error: unknown dataset 'daily_bars': one of raw_bars, raw_ticks")
-
-
-@pytest.fixture
-def cli(postgres: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("LAKE_BUCKET", lake.bucket)
-    monkeypatch.setenv("WAREHOUSE", "postgres")
-    monkeypatch.setenv("WAREHOUSE_SCHEMA", postgres.schema)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def _metrics(volume_factor: dict[str, float] | None = None) -> pa.Table:
