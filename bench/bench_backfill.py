@@ -134,10 +134,11 @@ def run_steps(size: Size, env: dict[str, str], schema: str, driver_memory: str) 
     bars = int(produced["records"])
     print(f"  produce {bars:,} bars: {seconds['produce']:.1f} s", flush=True)
     group = f"bench-backfill-{uuid.uuid4().hex[:8]}"
-    seconds["land"], _ = stocklake(
+    seconds["land"], landed = stocklake(
         env, "land", "historical", "--group-id", group, "--max-records", str(bars)
     )
-    print(f"  land: {seconds['land']:.1f} s", flush=True)
+    objects = landed.get("objects_written")
+    print(f"  land: {seconds['land']:.1f} s, {objects} raw objects", flush=True)
     seconds["spark_daily"], daily = stocklake(
         env, "spark", "daily", "--full-refresh", "--conf", f"spark.driver.memory={driver_memory}"
     )
@@ -148,6 +149,7 @@ def run_steps(size: Size, env: dict[str, str], schema: str, driver_memory: str) 
     return {
         "bars": bars,
         "dates": len(daily.get("dates_written", [])),
+        "raw_objects": objects,
         "spark_job_seconds": daily.get("seconds"),
         "spark_output_rows": daily.get("output_rows"),
         "seconds": {name: round(value, 2) for name, value in seconds.items()},
@@ -203,6 +205,7 @@ def size_figures(result: dict) -> dict:
         "us_per_record": {
             step: per_record_us(seconds, bars) for step, seconds in result["seconds"].items()
         },
+        "raw_objects": result["raw_objects"],
         "spark_job_seconds": result["spark_job_seconds"],
         "warehouse_rows": result["warehouse_rows"],
     }

@@ -32,7 +32,7 @@ from ingestion.simulator import Pacer
 from ingestion.sources import HistoricalBatch, collect_historical
 from ingestion.yahoo import DEFAULT_SYMBOLS
 from stocklake.governance import Delivery
-from stocklake.schemas import SIMULATOR_SOURCE, Clock, HistoricalSource
+from stocklake.schemas import SIMULATOR_SOURCE, Clock, HistoricalBar, HistoricalSource
 from stocklake.settings import Settings
 
 __all__ = [
@@ -71,7 +71,25 @@ def produce_historical(
     if not batch.bars:
         summary.notes.append("no bars in the range: nothing sent")
         return summary
-    return send_to_topic(settings, batch.bars, summary, compression=compression, progress=progress)
+    bars = in_event_time_order(batch.bars)
+    return send_to_topic(settings, bars, summary, compression=compression, progress=progress)
+
+
+def in_event_time_order(bars: list[HistoricalBar]) -> list[HistoricalBar]:
+    """The bars by (time, symbol, interval): the order a live feed would send them.
+
+    Sources yield one symbol's whole history after another. Sent that way, every landing
+    flush spans the whole date range, and a backfill lands (and Spark reads) one object per
+    date per flush; sent in time order a flush covers a run of dates (100 symbols x 20
+    years, bench_backfill: land 73 s -> 31 s, spark daily 93 s -> 61 s). Each symbol's own
+    bars keep their order (key = symbol: one partition each), so nothing downstream sees a
+    difference.
+    """
+    return sorted(bars, key=_time_order)
+
+
+def _time_order(bar: HistoricalBar) -> tuple[datetime, str, str]:
+    return bar.ts, bar.symbol, bar.interval
 
 
 @dataclass(frozen=True)
@@ -105,12 +123,15 @@ def produce_historical_once(
     `if_new` a dataset sent before is not sent again: an empty summary says which run sent it
     (an idempotent re-run, e.g. `make run`'s history)."""
     decided: dict[str, Any] = {}
+    topic = produce_args.get("topic") or settings.topic_historical
 
     def guard(batch: HistoricalBatch) -> None:
         fingerprint = fingerprint_bars(batch.bars, str(source))
         decided["fingerprint"] = fingerprint
         try:
-            earlier = ledger.earlier(fingerprint.sha256)
+            # A repeat is a sending of the same data to the same topic: another topic
+            # feeds another landing.
+            earlier = [row for row in ledger.earlier(fingerprint.sha256) if row["topic"] == topic]
         except Exception as error:  # the warehouse's own error, whichever backend
             raise ProduceError(
                 "cannot check whether this dataset was sent before (ingestion_metadata): "
@@ -134,7 +155,6 @@ def produce_historical_once(
     try:
         summary = produce_historical(settings, source=source, on_collected=guard, **produce_args)
     except _AlreadySent as sent:
-        topic = produce_args.get("topic") or settings.topic_historical
         return ProduceSummary(topic=topic, source=str(source), notes=[str(sent)])
     if summary.records:
         row = ingestion_row(decided["fingerprint"], decided["delivery"], summary, run_id)

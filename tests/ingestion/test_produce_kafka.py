@@ -271,7 +271,9 @@ def test_a_bad_symbol_is_one_line_naming_the_option_and_the_rule(args, bad, monk
 
 
 @pytest.mark.services
-def test_the_same_dataset_twice_is_refused_naming_the_first_run(stack: Settings, topic: str):
+def test_the_same_dataset_twice_is_refused_naming_the_first_run(stack: Settings, topic: str, admin):
+    from kafka.admin import NewTopic
+
     from ingestion.producer import DuplicateIngestError, IngestLedger, produce_historical_once
 
     sendings: list[dict] = []
@@ -299,3 +301,11 @@ def test_the_same_dataset_twice_is_refused_naming_the_first_run(stack: Settings,
     produce_historical_once(stack, ledger, run_id="run-4", scheduled=True, **options)
     assert [row["delivery"] for row in sendings] == ["first", "forced", "redelivery"]
     assert len(_read_all(stack, topic, 15)) == 15
+    # Another topic feeds another landing: there the same data is a first sending.
+    other = f"test.ingestion.{uuid.uuid4().hex[:12]}"
+    admin.create_topics([NewTopic(other, PARTITIONS, 1)])
+    try:
+        produce_historical_once(stack, ledger, run_id="run-5", **{**options, "topic": other})
+    finally:
+        _delete_topic(admin, other)
+    assert (sendings[-1]["delivery"], sendings[-1]["topic"]) == ("first", other)

@@ -18,6 +18,7 @@ from ingestion.market_hours import (
     resolve_range,
     session_fraction,
 )
+from ingestion.producer import in_event_time_order
 from ingestion.realtime_plan import plan_realtime
 from ingestion.simulator import (
     ACCELERATED_SPEEDUP,
@@ -54,6 +55,17 @@ def test_synthetic_bars_are_deterministic_by_seed():
     # A symbol's path does not depend on which other symbols are asked for.
     alone = [b for b in _bars(symbols=["ZZZ"])]
     assert alone == [b for b in _bars() if b.symbol == "ZZZ"]
+
+
+def test_bars_are_sent_in_time_order_each_symbol_in_its_own_order():
+    bars = _bars(symbols=["ZZZ", "AAPL", "MSFT"])  # a source's order: one symbol after another
+    assert [b.symbol for b in bars[:2]] == ["ZZZ", "ZZZ"]
+    sent = in_event_time_order(bars)
+    assert sorted(sent, key=id) == sorted(bars, key=id)  # the same bars, none lost
+    keys = [(b.ts, b.symbol) for b in sent]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    for symbol in ("ZZZ", "AAPL", "MSFT"):  # one Kafka partition each: order kept
+        assert [b for b in sent if b.symbol == symbol] == [b for b in bars if b.symbol == symbol]
 
 
 @pytest.mark.parametrize("interval", ["1d", "1h", "5m", "1m"])
