@@ -84,7 +84,10 @@ def spark_conf(settings: Settings, app_name: str) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # Dates and windows are UTC everywhere in the lake.
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        # The parallel collector keeps the driver's resident memory within the memory set
+        # (bench_spark_daily, 10M bars, 4g: peak RSS 4.7 GB with G1, 3.9 GB with it; its
+        # job times were the same). In local mode the driver is the executor too.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         # Reading many small folders (a backfill: one raw folder per date): Spark lists
         # them in one job of up to this many tasks. Its default (10,000) makes one task
