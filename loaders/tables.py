@@ -281,6 +281,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         steps=tuple(CreateTable(table) for table in GOVERNANCE_TABLES),
     ),
+    Migration(
+        version=8,
+        # Room on each page for every row's next version: a re-load that updates every
+        # row is then all HOT updates (no index entries). 1M updates, MERGE: 2.5-3.2 s at
+        # 70 (44-56% HOT) -> 1.7 s at 50 (100% HOT). Pages written before keep their fill.
+        description="fillfactor 50 on the upserted tables (PostgreSQL)",
+        steps=tuple(
+            SetFillFactor(table, 50)
+            for table in (DAILY_METRICS, REALTIME_WINDOW_METRICS, DAILY_FEATURES, INTRADAY_FEATURES)
+        ),
+    ),
 )
 
 # Tables a migrated warehouse must hold, with exactly these columns.

@@ -412,4 +412,4 @@ def test_migrations_are_idempotent_and_match_the_definitions(backend: Backend) -
                 " WHERE n.nspname = %s AND c.relname = 'daily_metrics'",
                 (backend.schema,),
             ).fetchone()
-        assert options == (["fillfactor=70"],)
+        assert options == (["fillfactor=50"],)
