@@ -26,9 +26,8 @@ from loaders.tables import (
     QUALITY_RESULTS,
     STAGE_RUNS,
 )
-from loaders.warehouse import Warehouse
+from loaders.warehouse import Warehouse, process_gone
 from stocklake.governance import CheckName, CheckStatus, RunKind, RunStatus
-from stocklake.processes import pid_alive
 from stocklake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -218,10 +217,10 @@ def fail_dead_runs(warehouse: Warehouse) -> list[str]:
     """Mark `failed` the runs and stages left `running` by a process that is gone here."""
     failed = []
     for stage in warehouse.read_rows(STAGE_RUNS, {"status": RunStatus.RUNNING.value}):
-        host, pid = stage["host"], stage["pid"]
-        if host != socket.gethostname() or pid is None or pid_alive(pid):
+        gone = process_gone(stage["host"], stage["pid"], what="process")
+        if gone is None:
             continue  # still running, or on another host: cannot tell
-        cause = f"process gone (pid {pid} on host {host}): killed or crashed"
+        cause = f"{gone}: killed or crashed"
         warehouse.write_rows(
             STAGE_RUNS, [{**stage, "status": RunStatus.FAILED.value, "error": cause}]
         )

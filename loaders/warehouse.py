@@ -109,10 +109,11 @@ class DeadLoad:
     cause: str
 
 
-def process_gone(host: str | None, pid: int | None) -> str | None:
-    """The cause when the loading process is known to be gone: it ran here and has exited."""
+def process_gone(host: str | None, pid: int | None, what: str = "load process") -> str | None:
+    """The cause when the process (a load, by default) is known to be gone: it ran here and
+    has exited. None while it runs, or when it ran on another host (it cannot be told)."""
     if host == socket.gethostname() and pid is not None and not pid_alive(pid):
-        return f"load process gone (pid {pid} on host {host})"
+        return f"{what} gone (pid {pid} on host {host})"
     return None
 
 

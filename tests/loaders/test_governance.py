@@ -75,11 +75,13 @@ def test_a_killed_run_is_failed_never_succeeded(backend: Backend) -> None:
         with governance_warehouse(backend.settings, backend.schema) as warehouse:
             [row] = warehouse.read_rows(STAGE_RUNS, {"run_id": "cli-killed"})
             # As if a kill -9 had hit it here: its process is gone.
-            warehouse.write_rows(STAGE_RUNS, [{**row, "pid": exited_pid()}])
+            pid = exited_pid()
+            warehouse.write_rows(STAGE_RUNS, [{**row, "pid": pid}])
             assert fail_dead_runs(warehouse) == ["cli-killed"]
         run = _runs(backend)["cli-killed"]
         assert run["status"] == RunStatus.FAILED
-        assert "process gone" in run["error"]
+        host = socket.gethostname()
+        assert run["error"] == f"land: process gone (pid {pid} on host {host}): killed or crashed"
         assert run["host"] == socket.gethostname()
 
 
