@@ -327,6 +327,22 @@ def test_schema_drift_fails_naming_the_column_and_loads_nothing(
     assert retry.partitions == ["date=2020-12-29", "date=2020-12-30"]
 
 
+def test_a_truncated_file_fails_naming_it_and_loads_nothing(
+    backend: Backend, lake: TestLake
+) -> None:
+    # Files are fetched in groups and decoded in threads: the broken one, among good ones
+    # before and after it, still fails the load by name and nothing is merged.
+    keys = lake.put_daily(daily_metrics("2020-12-21", "2020-12-31"))
+    broken = keys[len(keys) // 2]
+    body = lake.fs.cat(f"{lake.bucket}/{broken}")
+    lake.fs.pipe(f"{lake.bucket}/{broken}", body[: len(body) // 2])
+    with pytest.raises(LoadError, match="is not a readable parquet file") as failure:
+        load_daily(backend.settings, schema=backend.schema)
+    assert broken in str(failure.value)
+    assert backend.rows(DAILY_METRICS) == []
+    assert [a["status"] for a in backend.audit(DAILY_METRICS)] == ["failed"]
+
+
 def test_failure_inside_the_transaction_leaves_the_table_unchanged(
     backend: Backend, lake: TestLake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
